@@ -1,0 +1,51 @@
+# Two commands do everything: `make run` (one round, end to end) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: help venv run test lint format typecheck check lock ui clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed  ## Create the virtualenv from the lock
+
+run: venv  ## Submit one round for the models in models.toml (sandbox unless Numerai keys are set)
+	$(BIN)/python -m deployments.local
+
+test: venv  ## Run the test suite
+	$(BIN)/python -m pytest
+
+lint: venv  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv  ## Format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv  ## mypy
+	$(BIN)/mypy blocks flows model sandbox deployments
+
+check: lint typecheck test  ## Everything CI runs
+
+lock: venv  ## Re-resolve requirements.lock from pyproject.toml
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+ui: venv  ## Start the local Prefect server (UI on http://127.0.0.1:4200) with the runs of `make run`
+	PREFECT_HOME=.numerai/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+clean:  ## Remove the virtualenv, downloaded data and local Prefect state
+	rm -rf $(VENV) .numerai .mypy_cache .pytest_cache .ruff_cache

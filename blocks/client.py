@@ -1,0 +1,239 @@
+"""The one adapter between this project and numerapi.
+
+numerapi sends every GraphQL call without a timeout and turns HTTP errors into an empty dict
+(the caller then dies with ``KeyError('data')``). ``NumeraiAPI`` keeps numerapi's queries and
+replaces only the transport: one POST with a timeout, to a URL that can be pointed at the sandbox,
+raising an exception that says what went wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numerapi
+import pandas as pd
+import requests
+from numerapi import base_api
+
+CLASSIC = 8
+
+# Phrases of GraphQL errors that no retry can fix.
+_PERMANENT_PHRASES = ("invalid credentials", "api keys required", "not authorized", "permission")
+
+
+class NumeraiError(Exception):
+    """A call to Numerai's API failed."""
+
+
+class NumeraiUnavailable(NumeraiError):
+    """Numerai's API timed out, refused the connection or answered 5xx/429: worth a retry."""
+
+
+class NumeraiQueryError(NumeraiError, ValueError):
+    """Numerai's API answered with GraphQL errors (a ValueError, as numerapi raises)."""
+
+
+class NumeraiAuthError(NumeraiQueryError):
+    """The API keys were rejected: retrying will not help."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may succeed when repeated."""
+    if isinstance(exc, NumeraiAuthError):
+        return False
+    if isinstance(exc, NumeraiUnavailable | NumeraiQueryError):
+        return True
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """A tournament round as the API reports it."""
+
+    number: int
+    open_time: dt.datetime
+    close_time: dt.datetime
+
+    def is_open(self, now: dt.datetime | None = None) -> bool:
+        """Whether submissions are accepted at ``now`` (UTC)."""
+        now = now or dt.datetime.now(dt.UTC)
+        return self.open_time <= now < self.close_time
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    """One submission of a model, as ``submissions(modelId)`` lists it."""
+
+    id: str
+    filename: str
+    round_number: int | None
+    trigger_id: str | None
+    inserted_at: dt.datetime | None
+
+
+class NumeraiClient(Protocol):
+    """The handful of Numerai calls the pipeline makes."""
+
+    def list_datasets(self, round_num: int | None = None) -> list[str]: ...
+
+    def download_dataset(
+        self, filename: str, dest_path: str | None = None, round_num: int | None = None
+    ) -> str: ...
+
+    def current_round(self, tournament: int = CLASSIC) -> RoundInfo | None: ...
+
+    def get_models(self, tournament: int | None = None) -> dict[str, str]: ...
+
+    def upload_predictions(
+        self,
+        file_path: str = ...,
+        model_id: str | None = None,
+        df: pd.DataFrame | None = None,
+    ) -> str: ...
+
+    def model_submissions(self, model_id: str) -> list[SubmissionInfo]: ...
+
+
+_CURRENT_ROUND_QUERY = """
+query($tournament: Int!) {
+  rounds(tournament: $tournament, number: 0) { number openTime closeStakingTime }
+}"""
+
+# numerapi's submission_ids() without the round and trigger id numerai-cli verifies with.
+_SUBMISSIONS_QUERY = """
+query($modelId: String) {
+  submissions(modelId: $modelId) {
+    id filename insertedAt triggerId round { number tournament }
+  }
+}"""
+
+_trigger_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def trigger_id_env(trigger_id: str | None) -> Iterator[None]:
+    """numerapi reads the trigger id only from ``TRIGGER_ID``: set it for one upload."""
+    with _trigger_lock:
+        previous = os.environ.pop("TRIGGER_ID", None)
+        if trigger_id:
+            os.environ["TRIGGER_ID"] = trigger_id
+        try:
+            yield
+        finally:
+            os.environ.pop("TRIGGER_ID", None)
+            if previous is not None:
+                os.environ["TRIGGER_ID"] = previous
+
+
+def _parse_time(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise NumeraiQueryError(f"round time without a zone: {value!r}")
+    return parsed.astimezone(dt.UTC)
+
+
+class NumeraiAPI(numerapi.NumerAPI):
+    """numerapi's client with a timeout on every call and errors that say what happened."""
+
+    def __init__(
+        self,
+        public_id: str | None = None,
+        secret_key: str | None = None,
+        *,
+        api_url: str | None = None,
+        timeout: float = 30.0,
+        tournament: int = CLASSIC,
+    ) -> None:
+        super().__init__(public_id, secret_key, verbosity="WARNING", show_progress_bars=False)
+        self.api_url = api_url
+        self.timeout = timeout
+        self.tournament_id = tournament
+        self._session = requests.Session()
+
+    def raw_query(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        authorization: bool = False,
+        **_retry_options: Any,
+    ) -> dict[str, Any]:
+        """One GraphQL POST with a timeout; retries are the caller's policy, not numerapi's."""
+        headers = {"Content-type": "application/json", "Accept": "application/json"}
+        if authorization:
+            if not self.token:
+                raise NumeraiAuthError("API keys required for this action")
+            public_id, secret_key = self.token
+            headers["Authorization"] = f"Token {public_id}${secret_key}"
+        url = self.api_url or base_api.API_TOURNAMENT_URL
+        try:
+            response = self._session.post(
+                url,
+                json={"query": query, "variables": variables},
+                headers=headers,
+                timeout=(min(10.0, self.timeout), self.timeout),
+            )
+        except requests.Timeout as exc:
+            raise NumeraiUnavailable(f"no answer from {url} within {self.timeout:g} s") from exc
+        except requests.ConnectionError as exc:
+            raise NumeraiUnavailable(f"cannot connect to {url}: {exc}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise NumeraiUnavailable(f"{url} answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise NumeraiQueryError(f"{url} answered HTTP {response.status_code}")
+        try:
+            result: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise NumeraiUnavailable(f"{url} answered with something that is not JSON") from exc
+        errors = result.get("errors")
+        if errors:
+            message = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict))
+            message = message or str(errors)
+            if any(phrase in message.lower() for phrase in _PERMANENT_PHRASES):
+                raise NumeraiAuthError(message)
+            raise NumeraiQueryError(message)
+        if "data" not in result:
+            raise NumeraiUnavailable(f"{url} answered without data")
+        return result
+
+    def current_round(self, tournament: int = CLASSIC) -> RoundInfo | None:
+        """The current round, or None when no round is open for submissions."""
+        try:
+            rounds = self.raw_query(_CURRENT_ROUND_QUERY, {"tournament": tournament})["data"][
+                "rounds"
+            ]
+        except NumeraiQueryError as exc:
+            if "not open" in str(exc).lower():
+                return None
+            raise
+        if not rounds or rounds[0] is None:
+            return None
+        raw = rounds[0]
+        return RoundInfo(
+            number=int(raw["number"]),
+            open_time=_parse_time(raw["openTime"]),
+            close_time=_parse_time(raw["closeStakingTime"]),
+        )
+
+    def model_submissions(self, model_id: str) -> list[SubmissionInfo]:
+        """Every submission of a model, with its round and trigger id."""
+        data = self.raw_query(_SUBMISSIONS_QUERY, {"modelId": model_id}, authorization=True)
+        result = []
+        for item in data["data"]["submissions"] or []:
+            round_ = item.get("round") or {}
+            inserted = item.get("insertedAt")
+            result.append(
+                SubmissionInfo(
+                    id=str(item["id"]),
+                    filename=str(item.get("filename") or ""),
+                    round_number=round_.get("number"),
+                    trigger_id=item.get("triggerId"),
+                    inserted_at=_parse_time(inserted) if inserted else None,
+                )
+            )
+        return result

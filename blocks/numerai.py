@@ -1,0 +1,94 @@
+"""Prefect blocks: Numerai API keys and the configuration of one Numerai model."""
+
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretStr
+
+from .client import CLASSIC, NumeraiAPI
+
+_DOCS = HttpUrl("https://docs.numer.ai/tournament/submissions")
+
+
+class NumeraiCredentials(Block):
+    """
+    API keys of a Numerai account, and where its API lives.
+
+    Example:
+        Load stored credentials and get a ready client:
+        ```python
+        from blocks import NumeraiCredentials
+        credentials = NumeraiCredentials.load("BLOCK_NAME")
+        client = credentials.get_client()
+        ```
+    """
+
+    _block_type_name = "Numerai Credentials"
+    _documentation_url = _DOCS
+
+    public_id: str = Field(description="The public id of a Numerai API key.")
+    secret_key: SecretStr = Field(description="The secret key of that API key.")
+    api_url: str | None = Field(
+        default=None,
+        description="GraphQL endpoint; empty means Numerai's own, set it for the local sandbox.",
+    )
+    timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long one API call may take before it counts as failed.",
+    )
+
+    def get_client(self, tournament: int = CLASSIC) -> NumeraiAPI:
+        """A numerapi client for these keys, with timeouts and clear errors."""
+        return NumeraiAPI(
+            self.public_id,
+            self.secret_key.get_secret_value(),
+            api_url=self.api_url,
+            timeout=self.timeout_seconds,
+            tournament=tournament,
+        )
+
+
+class NumeraiModel(Block):
+    """
+    One Numerai model: its name and id on Numerai, and what predicts for it.
+
+    Example:
+        Load a model's configuration:
+        ```python
+        from blocks import NumeraiModel
+        model = NumeraiModel.load("BLOCK_NAME")
+        print(model.model_name, model.predictor_path)
+        ```
+    """
+
+    _block_type_name = "Numerai Model"
+    _documentation_url = _DOCS
+
+    model_name: str = Field(description="The model's name on Numerai.")
+    model_id: str | None = Field(
+        default=None,
+        description="The model's id on Numerai; looked up by name when empty.",
+    )
+    predictor_path: str = Field(
+        default="artifacts/example_model.pkl",
+        description=(
+            "A cloudpickled predict(live_features[, live_benchmark_models]) file, as Numerai's "
+            "Model Uploads take it; the example model is saved the same way."
+        ),
+    )
+    feature_set: str = Field(
+        default="medium",
+        description="The feature set from features.json whose columns the predictor reads.",
+    )
+    tournament: int = Field(
+        default=CLASSIC, description="The tournament: 8 Classic, 11 Signals, 12 Crypto."
+    )
+
+    @property
+    def block_name(self) -> str:
+        """The name this model's block is saved under."""
+        return model_block_name(self.model_name)
+
+
+def model_block_name(model_name: str) -> str:
+    """Block document names allow lowercase letters, digits and dashes only."""
+    return model_name.lower().replace("_", "-")

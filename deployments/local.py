@@ -1,0 +1,186 @@
+"""The main job: submit one round for the configured models, end to end, on this machine.
+
+Without NUMERAI_PUBLIC_ID / NUMERAI_SECRET_KEY it runs against the local sandbox; with them it
+talks to Numerai. It starts a local Prefect server unless PREFECT_API_URL points at one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger("numerai-prefect")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One [[model]] table of models.toml."""
+
+    name: str
+    predictor: str = "example"
+    feature_set: str = "medium"
+    model_id: str | None = None
+
+
+def read_models(path: Path) -> list[ModelEntry]:
+    """Parse models.toml, naming the entry and key that is wrong."""
+    entries = tomllib.loads(path.read_text()).get("model", [])
+    if not entries:
+        raise SystemExit(f"{path}: no [[model]] table: configure at least one model")
+    models = []
+    for index, entry in enumerate(entries, 1):
+        unknown = set(entry) - {"name", "predictor", "feature_set", "model_id"}
+        if unknown or "name" not in entry:
+            raise SystemExit(
+                f"{path}: model #{index}: needs 'name'; unknown keys {sorted(unknown)}"
+            )
+        models.append(ModelEntry(**entry))
+    return models
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, port: int) -> Iterator[str]:
+    """A local Prefect server for this run, or the one PREFECT_API_URL names."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    with (home / "server.log").open("ab") as server_log:
+        server = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)],
+            env=env, stdout=server_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"Prefect server did not start: see {home / 'server.log'}")
+            time.sleep(0.5)
+        log.info("Prefect server ready; UI at %s", api_url.removesuffix("/api"))
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            yield api_url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def numerai_api(models: list[ModelEntry], workdir: Path) -> Iterator[tuple[str, str, str | None]]:
+    """(public id, secret key, API URL): Numerai's with keys in the environment, else a sandbox."""
+    public_id = os.environ.get("NUMERAI_PUBLIC_ID")
+    secret_key = os.environ.get("NUMERAI_SECRET_KEY")
+    if public_id and secret_key:
+        log.info("Numerai keys found: submitting to Numerai")
+        yield public_id, secret_key, None
+        return
+    from sandbox import Sandbox
+
+    log.info("No Numerai keys set: submitting to the local sandbox")
+    with Sandbox(workdir / "sandbox-data", seed=0, size="tiny") as sandbox:
+        for entry in models:
+            sandbox.add_model(entry.name)
+        sandbox.open_round()
+        yield sandbox.public_id, sandbox.secret_key, sandbox.api_url
+
+
+def example_artifact(entry: ModelEntry, workdir: Path) -> Path:
+    """Where the example model for this feature set is kept."""
+    return workdir / "artifacts" / f"example-{entry.feature_set}.pkl"
+
+
+def train_example(credentials: object, entry: ModelEntry, workdir: Path) -> Path:
+    """Train the example model on Numerai's training data, once per feature set."""
+    from blocks import NumeraiCredentials
+    from model.example import train_from_files
+
+    assert isinstance(credentials, NumeraiCredentials)
+    out = example_artifact(entry, workdir)
+    if out.exists():
+        return out
+    client = credentials.get_client()
+    names = client.list_datasets()
+    version = max(
+        {n.split("/")[0] for n in names if n.endswith("/train.parquet")},
+        key=lambda v: tuple(int(p) for p in v.lstrip("v").split(".")),
+    )
+    data = workdir / "data" / version
+    data.mkdir(parents=True, exist_ok=True)
+    for name in ("train.parquet", "features.json"):
+        if not (data / name).exists():
+            log.info("Downloading %s/%s for the example model", version, name)
+            client.download_dataset(f"{version}/{name}", str(data / name))
+    log.info("Training the example model on the %s feature set", entry.feature_set)
+    return train_from_files(data / "train.parquet", data / "features.json", entry.feature_set, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one round end to end and print each model's outcome."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".numerai")
+    parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    models = read_models(args.models)
+    mode = "numerai" if os.environ.get("NUMERAI_PUBLIC_ID") else "sandbox"
+    workdir: Path = args.workdir / mode
+
+    with prefect_server(args.workdir / "prefect", args.port), numerai_api(models, workdir) as api:
+        from blocks import NumeraiCredentials, NumeraiModel, model_block_name
+        from flows import submit_round
+
+        public_id, secret_key, api_url = api
+        credentials = NumeraiCredentials(
+            public_id=public_id, secret_key=secret_key, api_url=api_url
+        )  # type: ignore[arg-type]
+        credentials.save("numerai", overwrite=True)
+        names = []
+        for entry in models:
+            predictor = (
+                train_example(credentials, entry, workdir)
+                if entry.predictor == "example"
+                else Path(entry.predictor)
+            )
+            block = NumeraiModel(
+                model_name=entry.name,
+                model_id=entry.model_id,
+                predictor_path=str(predictor),
+                feature_set=entry.feature_set,
+            )
+            block.save(model_block_name(entry.name), overwrite=True)
+            names.append(model_block_name(entry.name))
+        state = submit_round(models=names, data_dir=str(workdir / "data"), return_state=True)
+        reports = state.result(raise_on_failure=False)
+        print(f"\n{state.name}: {state.message}")
+        for report in reports if isinstance(reports, list) else []:
+            print(
+                f"  {report.model:<20} round {report.round}  {report.status:<18}"
+                f" submission {report.submission_id or '-'}"
+                + (f"  ({report.error})" if report.error else "")
+            )
+        return 0 if state.is_completed() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

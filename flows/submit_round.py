@@ -1,0 +1,189 @@
+"""The submit-round flow: one round, every configured model, each on its own."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
+
+from .tasks import (
+    LiveData,
+    download_live_data,
+    find_round_submission,
+    predict,
+    resolve_data_version,
+    resolve_model_id,
+    resolve_round,
+    summarize,
+    upload,
+    validate,
+    verify,
+)
+
+CLASSIC = 8
+
+
+@dataclass
+class ModelReport:
+    """What happened to one model in one round: one row of the round's table."""
+
+    model: str
+    round: int
+    status: str = "failed"
+    rows: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    corr_with_example: float | None = None
+    validation: str = ""
+    submission_id: str | None = None
+    verified: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A verified or an earlier verified submission stands for this round."""
+        return self.status in {"verified", "already submitted"}
+
+
+class ModelFailed(RuntimeError):
+    """A model's round ended without a verified submission."""
+
+    def __init__(self, report: ModelReport) -> None:
+        super().__init__(f"{report.model}: {report.error}")
+        self.report = report
+
+
+def _model_run_name() -> str:
+    params = flow_run.parameters
+    return f"round-{params['round_info'].number}-{params['config'].model_name}"
+
+
+@flow(name="submit-model", flow_run_name=_model_run_name)
+def submit_model(
+    config: NumeraiModel,
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    live: LiveData,
+    trigger_id: str | None = None,
+    force: bool = False,
+) -> ModelReport:
+    """Predict, validate, upload and verify one model's submission for the open round."""
+    logger = get_run_logger()
+    report = ModelReport(model=config.model_name, round=round_info.number)
+    try:
+        model_id = resolve_model_id(credentials, config)
+        existing = find_round_submission(credentials, model_id, round_info.number)
+        if existing is not None and not force:
+            logger.info("%s already has submission %s for this round", report.model, existing.id)
+            report.status, report.submission_id, report.verified = (
+                "already submitted",
+                existing.id,
+                True,
+            )
+            return report
+        submission = predict(config, live)
+        report.__dict__.update(summarize(submission, live))
+        result = validate(submission, live)
+        report.validation = result.summary()
+        if not result.ok:
+            report.status = "invalid"
+            raise ValueError(f"predictions not uploaded: {result.summary()}")
+        submission_id = upload(
+            credentials, model_id, config.model_name, round_info, submission, trigger_id
+        )
+        report.submission_id = submission_id
+        verify(credentials, model_id, round_info.number, submission_id, trigger_id)
+        report.status, report.verified = "verified", True
+        logger.info(
+            "%s: submission %s verified for round %s",
+            *(report.model, submission_id, round_info.number),
+        )
+        return report
+    except Exception as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+        raise ModelFailed(report) from exc
+
+
+def load_model_configs(names: list[str] | None) -> list[NumeraiModel]:
+    """The named model blocks, or every saved one."""
+    if names:
+        return [NumeraiModel.load(name) for name in names]
+    with get_client(sync_client=True) as client:
+        documents = client.read_block_documents_by_type("numerai-model")
+    return [NumeraiModel.load(doc.name) for doc in documents if doc.name]
+
+
+def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
+    rows = []
+    for report in reports:
+        row = asdict(report)
+        for key in ("mean", "std", "corr_with_example"):
+            if row[key] is not None:
+                row[key] = round(row[key], 4)
+        row["verified"] = "yes" if report.verified else "no"
+        rows.append(row)
+    return rows
+
+
+@flow(name="submit-round")
+def submit_round(
+    models: list[str] | None = None,
+    credentials_block: str = "numerai",
+    trigger_id: str | None = None,
+    data_version: str | None = None,
+    data_dir: str = "data",
+    force: bool = False,
+) -> State[Any]:
+    """Submit the open round for every configured model; one model's failure spares the rest."""
+    logger = get_run_logger()
+    credentials = NumeraiCredentials.load(credentials_block)
+    configs = load_model_configs(models)
+    if not configs:
+        return Failed(message="No Numerai Model blocks are saved: nothing to submit")
+    round_info = resolve_round(credentials, CLASSIC)
+    if round_info is None:
+        message = "No round is open for submissions: nothing submitted"
+        logger.info(message)
+        return Completed(message=message, data=[])
+    logger.info("Round %s is open until %s UTC", round_info.number, round_info.close_time)
+    version = resolve_data_version(credentials, data_version)
+    live = download_live_data(credentials, round_info.number, version, data_dir)
+
+    reports: list[ModelReport] = []
+    for config in configs:
+        state = submit_model(
+            config, credentials, round_info, live, trigger_id, force, return_state=True
+        )
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, ModelReport):
+            reports.append(outcome)
+        elif isinstance(outcome, ModelFailed):
+            reports.append(outcome.report)
+        else:
+            reports.append(
+                ModelReport(config.model_name, round_info.number, error=state.message or "crashed")
+            )
+
+    create_table_artifact(
+        table=_report_rows(reports),
+        key="numerai-round-report",
+        description=f"Round {round_info.number}: one row per model",
+    )
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        details = "; ".join(f"{r.model}: {r.error}" for r in failed)
+        return Failed(
+            message=f"Round {round_info.number}: {len(failed)} of {len(reports)} models failed: "
+            f"{details}",
+            data=reports,
+        )
+    return Completed(
+        message=f"Round {round_info.number}: {len(reports)} models verified", data=reports
+    )

@@ -1,0 +1,264 @@
+"""Tasks: each does one side effect. Retry, timeout and cache policy live here, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.runtime import task_run as current_task_run
+from prefect.states import State
+from prefect.tasks import Task, exponential_backoff
+
+from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo, is_transient
+from blocks.client import trigger_id_env
+from model.data import check_live, feature_names, read_example_predictions, read_live
+from model.predictor import load_predictor
+from model.summary import prediction_summary
+from model.validation import ValidationResult, validate_submission
+
+# Retry policy for every Numerai API call: exponential backoff from a base delay that tests and
+# impatient operators can shorten; the whole ladder stays well inside a one-hour round.
+API_RETRIES = int(os.environ.get("NUMERAI_API_RETRIES", "4"))
+API_RETRY_BASE_SECONDS = float(os.environ.get("NUMERAI_RETRY_BASE_SECONDS", "5"))
+# Nothing is uploaded closer than this to the round's close: an upload must finish in time.
+CLOSE_MARGIN = dt.timedelta(seconds=float(os.environ.get("NUMERAI_CLOSE_MARGIN_SECONDS", "15")))
+LIVE_FILES = (
+    "features.json",
+    "live.parquet",
+    "live_example_preds.parquet",
+    "live_benchmark_models.parquet",
+)
+_MANIFEST = "manifest.json"
+
+
+class RoundClosed(RuntimeError):
+    """The round closed (or is about to) before this model's upload: nothing was uploaded."""
+
+
+class NotVerified(RuntimeError):
+    """Numerai does not (yet) list the submission just made."""
+
+
+def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only failures that a later attempt can fix (timeouts, 5xx, GraphQL hiccups)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_transient(exc) or isinstance(exc, NotVerified)
+    return False
+
+
+api_task = task(
+    retries=API_RETRIES,
+    retry_delay_seconds=exponential_backoff(API_RETRY_BASE_SECONDS),
+    retry_jitter_factor=0.2,
+    retry_condition_fn=retry_if_transient,
+)
+
+
+@dataclass(frozen=True)
+class LiveData:
+    """The checked files of one round's live data."""
+
+    round_number: int
+    data_version: str
+    directory: Path
+
+    def path(self, name: str) -> Path:
+        """Path of one of LIVE_FILES."""
+        return self.directory / name
+
+
+@api_task
+def resolve_round(credentials: NumeraiCredentials, tournament: int) -> RoundInfo | None:
+    """The round open for submissions now, or None."""
+    current = credentials.get_client(tournament).current_round(tournament)
+    if current is None or not current.is_open():
+        return None
+    return current
+
+
+@api_task
+def resolve_data_version(credentials: NumeraiCredentials, requested: str | None) -> str:
+    """The data version to use: the requested one if listed, else the newest with live data."""
+    names = credentials.get_client().list_datasets()
+    versions = {name.split("/", 1)[0] for name in names if name.endswith("/live.parquet")}
+    if requested:
+        if requested not in versions:
+            raise ValueError(f"data version {requested} is not listed; listed: {sorted(versions)}")
+        return requested
+    if not versions:
+        raise ValueError("no data version with live.parquet is listed")
+    return max(versions, key=lambda v: tuple(int(p) for p in v.lstrip("v").split(".")))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _complete(directory: Path) -> bool:
+    manifest = directory / _MANIFEST
+    if not manifest.exists():
+        return False
+    recorded = json.loads(manifest.read_text())
+    return all(
+        (directory / name).exists() and _sha256(directory / name) == digest
+        for name, digest in recorded.items()
+    )
+
+
+def _check_downloaded(directory: Path) -> None:
+    """Fail unless every file is readable and the live frame has unique ids and its features."""
+    features = feature_names(directory / "features.json", "all")
+    live = read_live(directory / "live.parquet", features)
+    check_live(live, features)
+    for name in ("live_example_preds.parquet", "live_benchmark_models.parquet"):
+        frame = pd.read_parquet(directory / name)
+        missing = live.index.difference(frame.index)
+        if len(missing):
+            raise ValueError(f"{name} lacks {len(missing)} live ids")
+
+
+@api_task
+def download_live_data(
+    credentials: NumeraiCredentials, round_number: int, data_version: str, data_dir: str
+) -> LiveData:
+    """Download a round's live data once, into a fresh folder, and check it before use."""
+    logger = get_run_logger()
+    target = Path(data_dir) / data_version / f"round-{round_number}"
+    if _complete(target):
+        logger.info("Live data for round %s (%s) already here", round_number, data_version)
+        return LiveData(round_number, data_version, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh folder each attempt: numerapi appends to leftover .temp files and skips files
+    # whose size matches, so a half-written earlier attempt must never be reused.
+    fresh = Path(tempfile.mkdtemp(prefix=f".round-{round_number}-", dir=target.parent))
+    try:
+        client = credentials.get_client()
+        for name in LIVE_FILES:
+            client.download_dataset(f"{data_version}/{name}", str(fresh / name), round_number)
+        _check_downloaded(fresh)
+        manifest = {name: _sha256(fresh / name) for name in LIVE_FILES}
+        (fresh / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+        shutil.rmtree(target, ignore_errors=True)
+        fresh.rename(target)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    logger.info("Downloaded and checked live data for round %s (%s)", round_number, data_version)
+    return LiveData(round_number, data_version, target)
+
+
+@api_task
+def resolve_model_id(credentials: NumeraiCredentials, config: NumeraiModel) -> str:
+    """The model's Numerai id: configured, or looked up by name in the account."""
+    if config.model_id:
+        return config.model_id
+    models = credentials.get_client(config.tournament).get_models(config.tournament)
+    by_name = {name.lower(): model_id for name, model_id in models.items()}
+    if config.model_name.lower() not in by_name:
+        raise ValueError(
+            f"model {config.model_name!r} is not in this account; it has: {sorted(models)}"
+        )
+    return by_name[config.model_name.lower()]
+
+
+@api_task
+def find_round_submission(
+    credentials: NumeraiCredentials, model_id: str, round_number: int
+) -> SubmissionInfo | None:
+    """The model's latest submission already held by Numerai for this round, if any."""
+    submissions = [
+        s
+        for s in credentials.get_client().model_submissions(model_id)
+        if s.round_number == round_number
+    ]
+    if not submissions:
+        return None
+    return max(submissions, key=lambda s: s.inserted_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+@task
+def predict(config: NumeraiModel, live: LiveData) -> pd.DataFrame:
+    """Run the model's predictor on the live features it reads: a frame of id, prediction."""
+    features = feature_names(live.path("features.json"), config.feature_set)
+    live_features = read_live(live.path("live.parquet"), features)
+    benchmarks = pd.read_parquet(live.path("live_benchmark_models.parquet"))
+    predictor = load_predictor(config.predictor_path)
+    return predictor(live_features, benchmarks.loc[live_features.index])
+
+
+@task
+def validate(submission: pd.DataFrame, live: LiveData) -> ValidationResult:
+    """Check predictions against every live id of the round; never raises on bad data."""
+    live_ids = pd.read_parquet(live.path("live.parquet"), columns=["era"]).index
+    return validate_submission(submission, live_ids)
+
+
+@task
+def summarize(submission: pd.DataFrame, live: LiveData) -> dict[str, Any]:
+    """Rows, mean, std and correlation with the example predictions."""
+    example = read_example_predictions(live.path("live_example_preds.parquet"))
+    return prediction_summary(submission, example)
+
+
+@api_task
+def upload(
+    credentials: NumeraiCredentials,
+    model_id: str,
+    model_name: str,
+    round_info: RoundInfo,
+    submission: pd.DataFrame,
+    trigger_id: str | None,
+) -> str:
+    """Upload a validated submission for the open round, once; returns its submission id."""
+    if not round_info.is_open(dt.datetime.now(dt.UTC) + CLOSE_MARGIN):
+        raise RoundClosed(
+            f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
+            "too late to upload, nothing was sent"
+        )
+    client = credentials.get_client()
+    if current_task_run.get_run_count() > 1:
+        # An earlier attempt may have landed before its answer was lost: never upload twice.
+        for existing in client.model_submissions(model_id):
+            if existing.round_number == round_info.number:
+                return existing.id
+    with trigger_id_env(trigger_id):
+        return client.upload_predictions(
+            file_path=f"{model_name}-round-{round_info.number}.csv",
+            model_id=model_id,
+            df=submission,
+        )
+
+
+@api_task
+def verify(
+    credentials: NumeraiCredentials,
+    model_id: str,
+    round_number: int,
+    submission_id: str,
+    trigger_id: str | None,
+) -> SubmissionInfo:
+    """Read the model's submissions back: this round, this submission, this trigger id."""
+    for s in credentials.get_client().model_submissions(model_id):
+        if s.id == submission_id and s.round_number == round_number:
+            if trigger_id and s.trigger_id != trigger_id:
+                raise NotVerified(
+                    f"submission {submission_id} carries trigger id {s.trigger_id!r}, "
+                    f"not {trigger_id!r}"
+                )
+            return s
+    raise NotVerified(f"submission {submission_id} is not listed for round {round_number}")

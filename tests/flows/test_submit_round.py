@@ -1,0 +1,176 @@
+"""The submit-round flow on a real Prefect server against the sandbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+
+from sandbox import Fault
+
+from .conftest import Round
+
+pytestmark = pytest.mark.integration
+
+
+def constant(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"prediction": 0.5}, index=live_features.index)
+
+
+def broken(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> pd.DataFrame:
+    raise RuntimeError("model exploded")
+
+
+def one_arg(live_features: pd.DataFrame) -> pd.Series:
+    return live_features.iloc[:, -1].rank(pct=True, method="first")
+
+
+def round_submissions(r: Round, name: str) -> list:
+    model_id = r.sandbox.models[name]
+    return [s for s in r.sandbox.submissions(model_id)]
+
+
+def test_happy_round_for_two_models_is_verified_with_the_trigger_id(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    beta = open_round.save_model("beta", one_arg)
+    state = open_round.run([alpha, beta], trigger_id="trigger-123")
+    assert state.is_completed(), state.message
+    reports = state.result()
+    assert [r.status for r in reports] == ["verified", "verified"]
+    number = open_round.sandbox.current_round.number
+    for name in ("alpha", "beta"):
+        [submission] = round_submissions(open_round, name)
+        assert submission.round_number == number
+        assert submission.trigger_id == "trigger-123"
+        uploaded = pd.read_csv(pd.io.common.BytesIO(submission.data))
+        assert list(uploaded.columns) == ["id", "prediction"]
+    assert all(r.rows and r.corr_with_example is not None for r in reports)
+
+
+def test_round_report_artifact_has_a_row_per_model(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    state = open_round.run([alpha])
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts()
+        table = [a for a in artifact if a.key == "numerai-round-report"]
+    assert table and "alpha" in str(table[0].data)
+
+
+def test_closed_round_finishes_cleanly_and_submits_nothing(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    open_round.sandbox.close_round()
+    state = open_round.run([alpha])
+    assert state.is_completed()
+    assert "No round is open" in (state.message or "")
+    assert open_round.sandbox.uploads == []
+
+
+def test_one_model_raising_does_not_stop_the_other(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    beta = open_round.save_model("beta", broken)
+    gamma = open_round.save_model("gamma")
+    state = open_round.run([alpha, beta, gamma])
+    assert state.is_failed()
+    assert "1 of 3 models failed" in state.message
+    assert "beta" in state.message and "model exploded" in state.message
+    assert len(round_submissions(open_round, "alpha")) == 1
+    assert len(round_submissions(open_round, "gamma")) == 1
+    assert round_submissions(open_round, "beta") == []
+
+
+def test_invalid_predictions_are_never_uploaded(open_round: Round) -> None:
+    flat = open_round.save_model("flat", constant)
+    state = open_round.run([flat])
+    assert state.is_failed()
+    assert "constant" in state.message
+    assert open_round.sandbox.uploads == []
+    [report] = state.result(raise_on_failure=False)
+    assert report.status == "invalid"
+
+
+def test_a_model_already_submitted_this_round_is_skipped(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    assert open_round.run([alpha]).is_completed()
+    second = open_round.run([alpha])
+    assert second.is_completed()
+    [report] = second.result()
+    assert report.status == "already submitted"
+    assert len(open_round.sandbox.uploads) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("graphql_error", operation="rounds", times=2),
+        Fault("graphql_error", operation="create_submission", times=1),
+        Fault("http_status", status=500, times=3),
+        Fault("http_status", operation="submissions", status=503, times=2),
+        Fault("hang", operation="submissions", seconds=30, times=1),
+        Fault("truncate_download", operation="download", times=1),
+        Fault("drop_upload", operation="upload", times=1),
+    ],
+    ids=lambda f: f"{f.kind}-{f.operation}",
+)
+def test_transient_api_failures_are_retried_to_a_verified_submission(
+    open_round: Round, fault: Fault
+) -> None:
+    alpha = open_round.save_model("alpha")
+    open_round.sandbox.inject(fault)
+    state = open_round.run([alpha])
+    assert state.is_completed(), state.message
+    assert len(round_submissions(open_round, "alpha")) == 1
+
+
+def test_invalid_keys_fail_clearly_without_hammering_the_api(open_round: Round) -> None:
+    from blocks import NumeraiCredentials
+
+    alpha = open_round.save_model("alpha")
+    NumeraiCredentials(
+        public_id=open_round.sandbox.public_id,
+        secret_key="wrong",  # type: ignore[arg-type]
+        api_url=open_round.sandbox.api_url,
+    ).save(open_round.credentials_block, overwrite=True)
+    state = open_round.run([alpha])
+    assert state.is_failed()
+    assert "Invalid credentials" in state.message
+    account_calls = [op for op, _ in open_round.sandbox.requests if op in ("account", "submissions")]
+    assert len(account_calls) == 1
+
+
+def test_nothing_is_uploaded_when_the_round_is_about_to_close(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    current = open_round.sandbox.current_round
+    open_round.sandbox.open_round(
+        current.number,
+        opens=current.opens,
+        closes=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
+    )
+    state = open_round.run([alpha])
+    assert state.is_failed()
+    assert "too late to upload" in state.message
+    assert open_round.sandbox.uploads == []
+
+
+def test_unknown_model_name_fails_that_model_only(open_round: Round) -> None:
+    from blocks import NumeraiModel
+
+    alpha = open_round.save_model("alpha")
+    NumeraiModel(model_name="ghost", predictor_path="x.pkl").save("ghost-model", overwrite=True)
+    state = open_round.run([alpha, "ghost-model"])
+    assert state.is_failed()
+    assert "ghost" in state.message and "not in this account" in state.message
+    assert len(round_submissions(open_round, "alpha")) == 1
+
+
+def test_parameters_stored_on_runs_carry_no_secret(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    state = open_round.run([alpha])
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    assert runs
+    for run in runs:
+        assert open_round.sandbox.secret_key not in str(run.parameters)
