@@ -37,7 +37,7 @@ format: venv  ## Format the code
 	$(BIN)/ruff format .
 
 typecheck: venv  ## mypy
-	$(BIN)/mypy blocks flows model sandbox deployments
+	$(BIN)/mypy blocks flows model sandbox deployments tests
 
 check: lint typecheck test  ## Everything CI runs
 

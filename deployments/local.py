@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -147,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir: Path = args.workdir / mode
 
     with prefect_server(args.workdir / "prefect", args.port), numerai_api(models, workdir) as api:
+        from pydantic import SecretStr
+
         from blocks import NumeraiCredentials, NumeraiModel, model_block_name
         from flows import submit_round
 
         public_id, secret_key, api_url = api
         credentials = NumeraiCredentials(
-            public_id=public_id, secret_key=secret_key, api_url=api_url
-        )  # type: ignore[arg-type]
+            public_id=public_id, secret_key=SecretStr(secret_key), api_url=api_url
+        )
         credentials.save("numerai", overwrite=True)
         names = []
         for entry in models:
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             block.save(model_block_name(entry.name), overwrite=True)
             names.append(model_block_name(entry.name))
         state = submit_round(models=names, data_dir=str(workdir / "data"), return_state=True)
-        reports = state.result(raise_on_failure=False)
+        reports: Any = state.result(raise_on_failure=False)
         print(f"\n{state.name}: {state.message}")
         for report in reports if isinstance(reports, list) else []:
             print(

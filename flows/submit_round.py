@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -89,7 +89,13 @@ def submit_model(
             )
             return report
         submission = predict(config, live)
-        report.__dict__.update(summarize(submission, live))
+        summary = summarize(submission, live)
+        report.rows, report.mean, report.std, report.corr_with_example = (
+            summary["rows"],
+            summary["mean"],
+            summary["std"],
+            summary["corr_with_example"],
+        )
         result = validate(submission, live)
         report.validation = result.summary()
         if not result.ok:
@@ -113,11 +119,11 @@ def submit_model(
 
 def load_model_configs(names: list[str] | None) -> list[NumeraiModel]:
     """The named model blocks, or every saved one."""
-    if names:
-        return [NumeraiModel.load(name) for name in names]
-    with get_client(sync_client=True) as client:
-        documents = client.read_block_documents_by_type("numerai-model")
-    return [NumeraiModel.load(doc.name) for doc in documents if doc.name]
+    if not names:
+        with get_client(sync_client=True) as client:
+            documents = client.read_block_documents_by_type("numerai-model")
+        names = [doc.name for doc in documents if doc.name]
+    return [cast(NumeraiModel, NumeraiModel.load(name)) for name in names]
 
 
 def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
@@ -143,7 +149,7 @@ def submit_round(
 ) -> State[Any]:
     """Submit the open round for every configured model; one model's failure spares the rest."""
     logger = get_run_logger()
-    credentials = NumeraiCredentials.load(credentials_block)
+    credentials = cast(NumeraiCredentials, NumeraiCredentials.load(credentials_block))
     configs = load_model_configs(models)
     if not configs:
         return Failed(message="No Numerai Model blocks are saved: nothing to submit")

@@ -13,13 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import requests
 from prefect import get_run_logger, task
 from prefect.client.schemas.objects import TaskRun
 from prefect.runtime import task_run as current_task_run
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
-from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo, is_transient
+from blocks import (
+    NumeraiCredentials,
+    NumeraiModel,
+    NumeraiUnavailable,
+    RoundInfo,
+    SubmissionInfo,
+    is_transient,
+)
 from blocks.client import trigger_id_env
 from model.data import check_live, feature_names, read_example_predictions, read_live
 from model.predictor import load_predictor
@@ -43,6 +52,10 @@ _MANIFEST = "manifest.json"
 
 class RoundClosed(RuntimeError):
     """The round closed (or is about to) before this model's upload: nothing was uploaded."""
+
+
+class DownloadFailed(NumeraiUnavailable):
+    """A live data file arrived cut short or unreadable; a fresh download may fix it."""
 
 
 class NotVerified(RuntimeError):
@@ -150,8 +163,14 @@ def download_live_data(
     try:
         client = credentials.get_client()
         for name in LIVE_FILES:
-            client.download_dataset(f"{data_version}/{name}", str(fresh / name), round_number)
-        _check_downloaded(fresh)
+            try:
+                client.download_dataset(f"{data_version}/{name}", str(fresh / name), round_number)
+            except requests.RequestException as exc:
+                raise DownloadFailed(f"download of {data_version}/{name} failed: {exc}") from exc
+        try:
+            _check_downloaded(fresh)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise DownloadFailed(f"live data of round {round_number} is unusable: {exc}") from exc
         manifest = {name: _sha256(fresh / name) for name in LIVE_FILES}
         (fresh / _MANIFEST).write_text(json.dumps(manifest, indent=1))
         shutil.rmtree(target, ignore_errors=True)

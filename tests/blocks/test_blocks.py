@@ -3,6 +3,7 @@
 import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
+from pydantic import SecretStr
 
 from blocks import NumeraiAPI, NumeraiCredentials, NumeraiModel, model_block_name
 
@@ -16,7 +17,7 @@ class TestBlockConventions(BlockStandardTestSuite):
 
 def test_credentials_give_a_guarded_client_and_hide_the_secret() -> None:
     credentials = NumeraiCredentials(
-        public_id="PUBLIC", secret_key="SECRET-VALUE", api_url="http://127.0.0.1:9/"
+        public_id="PUBLIC", secret_key=SecretStr("SECRET-VALUE"), api_url="http://127.0.0.1:9/"
     )
     client = credentials.get_client()
     assert isinstance(client, NumeraiAPI)

@@ -11,6 +11,7 @@ from typing import Any
 import cloudpickle
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel
 from sandbox import Sandbox
@@ -61,7 +62,7 @@ def open_round(prefect_server: str, tmp_path: Path) -> Iterator[Round]:
         name = f"numerai-{uuid.uuid4().hex[:8]}"
         NumeraiCredentials(
             public_id=sandbox.public_id,
-            secret_key=sandbox.secret_key,  # type: ignore[arg-type]
+            secret_key=SecretStr(sandbox.secret_key),
             api_url=sandbox.api_url,
             timeout_seconds=2,
         ).save(name)

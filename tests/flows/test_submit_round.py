@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pandas as pd
 import pytest
@@ -39,12 +40,13 @@ def test_happy_round_for_two_models_is_verified_with_the_trigger_id(open_round: 
     assert state.is_completed(), state.message
     reports = state.result()
     assert [r.status for r in reports] == ["verified", "verified"]
+    assert open_round.sandbox.current_round
     number = open_round.sandbox.current_round.number
     for name in ("alpha", "beta"):
         [submission] = round_submissions(open_round, name)
         assert submission.round_number == number
         assert submission.trigger_id == "trigger-123"
-        uploaded = pd.read_csv(pd.io.common.BytesIO(submission.data))
+        uploaded = pd.read_csv(io.BytesIO(submission.data))
         assert list(uploaded.columns) == ["id", "prediction"]
     assert all(r.rows and r.corr_with_example is not None for r in reports)
 
@@ -110,6 +112,7 @@ def test_a_model_already_submitted_this_round_is_skipped(open_round: Round) -> N
         Fault("http_status", operation="submissions", status=503, times=2),
         Fault("hang", operation="submissions", seconds=30, times=1),
         Fault("truncate_download", operation="download", times=1),
+        Fault("corrupt_download", operation="download", times=1),
         Fault("drop_upload", operation="upload", times=1),
     ],
     ids=lambda f: f"{f.kind}-{f.operation}",
@@ -125,24 +128,27 @@ def test_transient_api_failures_are_retried_to_a_verified_submission(
 
 
 def test_invalid_keys_fail_clearly_without_hammering_the_api(open_round: Round) -> None:
+    from pydantic import SecretStr
+
     from blocks import NumeraiCredentials
 
     alpha = open_round.save_model("alpha")
     NumeraiCredentials(
         public_id=open_round.sandbox.public_id,
-        secret_key="wrong",  # type: ignore[arg-type]
+        secret_key=SecretStr("wrong"),
         api_url=open_round.sandbox.api_url,
     ).save(open_round.credentials_block, overwrite=True)
     state = open_round.run([alpha])
     assert state.is_failed()
     assert "Invalid credentials" in state.message
-    account_calls = [op for op, _ in open_round.sandbox.requests if op in ("account", "submissions")]
-    assert len(account_calls) == 1
+    calls = [op for op, _ in open_round.sandbox.requests if op in ("account", "submissions")]
+    assert len(calls) == 1
 
 
 def test_nothing_is_uploaded_when_the_round_is_about_to_close(open_round: Round) -> None:
     alpha = open_round.save_model("alpha")
     current = open_round.sandbox.current_round
+    assert current
     open_round.sandbox.open_round(
         current.number,
         opens=current.opens,

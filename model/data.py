@@ -1,0 +1,145 @@
+"""Reading and checking Numerai live data and feature sets, keeping features as int8."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from model.errors import LiveDataError
+
+FEATURE_PREFIX = "feature_"
+ID_COLUMN = "id"
+META_COLUMNS = ("era", "data_type")
+FEATURE_MIN = 0
+FEATURE_MAX = 4
+
+
+def _few(names: list[str], limit: int = 5) -> str:
+    """Name up to `limit` items and say how many more there are."""
+    shown = ", ".join(str(n) for n in names[:limit])
+    more = len(names) - limit
+    return f"{shown} (+{more} more)" if more > 0 else shown
+
+
+def read_feature_sets(path: str | Path) -> dict[str, list[str]]:
+    """Read the feature sets (name -> feature columns) from a features.json file."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LiveDataError(f"cannot read feature sets from {path}: {exc}") from exc
+    sets = doc.get("feature_sets") if isinstance(doc, dict) else None
+    if not isinstance(sets, dict) or not sets:
+        raise LiveDataError(f"{path} has no 'feature_sets' mapping")
+    return {str(name): [str(f) for f in cols] for name, cols in sets.items()}
+
+
+def feature_names(path: str | Path, feature_set: str) -> list[str]:
+    """Return the feature columns of one named feature set in features.json."""
+    sets = read_feature_sets(path)
+    if feature_set not in sets:
+        raise LiveDataError(
+            f"unknown feature set {feature_set!r} in {path}; available: {', '.join(sorted(sets))}"
+        )
+    return sets[feature_set]
+
+
+def _pandas_index_columns(schema: pa.Schema) -> list[str]:
+    """Return the index columns recorded in a parquet file's pandas metadata."""
+    meta = schema.pandas_metadata or {}
+    return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+
+
+def read_parquet_columns(
+    path: str | Path, columns: list[str], *, filters: list[tuple[str, str, object]] | None = None
+) -> pd.DataFrame:
+    """Read only `columns` of a parquet file (plus its id index when stored), features as int8."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise LiveDataError(f"cannot read parquet file {path}: {exc}") from exc
+    names = set(schema.names)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise LiveDataError(f"{path} lacks {len(missing)} column(s): {_few(missing)}")
+    index_cols = _pandas_index_columns(schema)
+    want = list(columns)
+    id_as_column = ID_COLUMN in names and ID_COLUMN not in index_cols
+    if id_as_column:
+        want.append(ID_COLUMN)
+    table = pq.read_table(path, columns=want, filters=filters, use_pandas_metadata=True)
+    # Integer features stored wider than int8 are narrowed here, before pandas sees them.
+    for i, field in enumerate(table.schema):
+        if (
+            field.name.startswith(FEATURE_PREFIX)
+            and pa.types.is_integer(field.type)
+            and field.type != pa.int8()
+        ):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.int8()))
+    frame = table.to_pandas()
+    if id_as_column:
+        frame = frame.set_index(ID_COLUMN)
+    return frame
+
+
+def read_live(path: str | Path, features: list[str] | None = None) -> pd.DataFrame:
+    """Read era, data_type and the given feature columns (all when None) of live.parquet."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise LiveDataError(f"cannot read live data {path}: {exc}") from exc
+    if features is None:
+        features = [n for n in schema.names if n.startswith(FEATURE_PREFIX)]
+    meta = [c for c in META_COLUMNS if c in schema.names]
+    frame = read_parquet_columns(path, [*meta, *features])
+    if frame.index.name is None and len(frame.index.names) == 1:
+        frame.index.name = ID_COLUMN
+    return frame
+
+
+def check_live(frame: pd.DataFrame, features: list[str]) -> None:
+    """Raise LiveDataError naming the first problem that makes live data unusable."""
+    if len(frame) == 0:
+        raise LiveDataError("live data is empty")
+    if frame.index.name != ID_COLUMN:
+        raise LiveDataError(f"live data index must be named 'id', got {frame.index.name!r}")
+    ids = frame.index.to_series()
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        raise LiveDataError(f"live data has {int(blank.sum())} missing id(s)")
+    dup = frame.index[frame.index.duplicated()].unique().tolist()
+    if dup:
+        raise LiveDataError(f"live data has {len(dup)} duplicate id(s): {_few(dup)}")
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise LiveDataError(f"live data lacks {len(missing)} feature column(s): {_few(missing)}")
+    block = frame[features]
+    non_int = [c for c in features if not pd.api.types.is_integer_dtype(block[c].dtype)]
+    if non_int:
+        kinds = sorted({str(block[c].dtype) for c in non_int})
+        raise LiveDataError(
+            f"{len(non_int)} feature column(s) are not integer ({', '.join(kinds)}): "
+            f"{_few(non_int)}"
+        )
+    nulls = block.isna().any()
+    if nulls.any():
+        cols = nulls[nulls].index.tolist()
+        raise LiveDataError(f"{len(cols)} feature column(s) have missing values: {_few(cols)}")
+    lo, hi = block.min(), block.max()
+    bad = lo[(lo < FEATURE_MIN) | (hi > FEATURE_MAX)].index.tolist()
+    if bad:
+        raise LiveDataError(
+            f"{len(bad)} feature column(s) have values outside {FEATURE_MIN}-{FEATURE_MAX} "
+            f"(seen {int(lo.min())}..{int(hi.max())}): {_few(bad)}"
+        )
+
+
+def read_example_predictions(path: str | Path) -> pd.Series:
+    """Read live_example_preds.parquet as a Series named prediction, indexed by id."""
+    frame = read_parquet_columns(path, ["prediction"])
+    series = frame["prediction"].rename("prediction")
+    series.index.name = ID_COLUMN
+    return series

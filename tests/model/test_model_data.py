@@ -1,0 +1,116 @@
+"""Reading and checking live data and feature sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model import (
+    LiveDataError,
+    check_live,
+    feature_names,
+    read_example_predictions,
+    read_feature_sets,
+    read_live,
+)
+
+FEATURES = [f"feature_{i:02d}" for i in range(20)]
+
+
+def test_feature_sets(data_dir: Path) -> None:
+    sets = read_feature_sets(data_dir / "features.json")
+    assert set(sets) == {"small", "medium", "all"}
+    assert feature_names(data_dir / "features.json", "small") == FEATURES[:5]
+
+
+def test_unknown_feature_set_names_available(data_dir: Path) -> None:
+    with pytest.raises(LiveDataError, match=r"'huge'.*all, medium, small"):
+        feature_names(data_dir / "features.json", "huge")
+
+
+def test_read_live_reads_only_asked_columns_as_int8(data_dir: Path) -> None:
+    frame = read_live(data_dir / "live.parquet", FEATURES[:3])
+    assert list(frame.columns) == ["era", "data_type", *FEATURES[:3]]
+    assert frame.index.name == "id"
+    assert len(frame) == 300
+    assert all(frame[f].dtype == np.int8 for f in FEATURES[:3])
+
+
+def test_read_live_defaults_to_all_features(data_dir: Path) -> None:
+    frame = read_live(data_dir / "live.parquet")
+    assert list(frame.columns) == ["era", "data_type", *FEATURES]
+    assert not any(c.startswith("target") for c in frame.columns)
+    check_live(frame, FEATURES)
+
+
+def test_read_live_missing_feature(data_dir: Path) -> None:
+    with pytest.raises(LiveDataError, match="feature_zz"):
+        read_live(data_dir / "live.parquet", ["feature_zz"])
+
+
+def test_read_live_id_stored_as_column(tmp_path: Path, live_frame: pd.DataFrame) -> None:
+    live_frame.reset_index().to_parquet(tmp_path / "live.parquet", index=False)
+    frame = read_live(tmp_path / "live.parquet", FEATURES[:2])
+    assert frame.index.name == "id"
+    assert frame.index.equals(live_frame.index)
+
+
+def test_read_example_predictions(data_dir: Path, live_ids: pd.Index) -> None:
+    example = read_example_predictions(data_dir / "live_example_preds.parquet")
+    assert example.name == "prediction"
+    assert example.index.equals(live_ids)
+
+
+def _live(live_frame: pd.DataFrame) -> pd.DataFrame:
+    return live_frame[["era", "data_type", *FEATURES]].copy()
+
+
+def test_check_live_empty(live_frame: pd.DataFrame) -> None:
+    with pytest.raises(LiveDataError, match="empty"):
+        check_live(_live(live_frame).iloc[:0], FEATURES)
+
+
+def test_check_live_index_name(live_frame: pd.DataFrame) -> None:
+    with pytest.raises(LiveDataError, match="named 'id'"):
+        check_live(_live(live_frame).reset_index(drop=True), FEATURES)
+
+
+def test_check_live_missing_ids(live_frame: pd.DataFrame) -> None:
+    frame = _live(live_frame)
+    ids = frame.index.to_list()
+    ids[5] = None
+    frame.index = pd.Index(ids, name="id")
+    with pytest.raises(LiveDataError, match="1 missing id"):
+        check_live(frame, FEATURES)
+
+
+def test_check_live_duplicate_ids(live_frame: pd.DataFrame) -> None:
+    frame = _live(live_frame)
+    ids = frame.index.to_list()
+    ids[1] = ids[0]
+    frame.index = pd.Index(ids, name="id")
+    with pytest.raises(LiveDataError, match="duplicate id"):
+        check_live(frame, FEATURES)
+
+
+def test_check_live_missing_features(live_frame: pd.DataFrame) -> None:
+    frame = _live(live_frame).drop(columns=FEATURES[:7])
+    with pytest.raises(LiveDataError, match=r"lacks 7 feature.*feature_00.*\+2 more"):
+        check_live(frame, FEATURES)
+
+
+def test_check_live_values_out_of_range(live_frame: pd.DataFrame) -> None:
+    frame = _live(live_frame)
+    frame.loc[frame.index[0], "feature_03"] = 9
+    with pytest.raises(LiveDataError, match=r"outside 0-4.*feature_03"):
+        check_live(frame, FEATURES)
+
+
+def test_check_live_float_features(live_frame: pd.DataFrame) -> None:
+    frame = _live(live_frame)
+    frame["feature_04"] = frame["feature_04"].astype(float)
+    with pytest.raises(LiveDataError, match=r"not integer.*feature_04"):
+        check_live(frame, FEATURES)
