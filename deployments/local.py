@@ -80,10 +80,18 @@ def prefect_server(home: Path, port: int) -> Iterator[str]:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: api_url}):
-            yield api_url
+            try:
+                yield api_url
+            finally:
+                from prefect.logging.handlers import APILogWorker
+
+                APILogWorker.drain_all(timeout=10)  # the run's last logs, before the server goes
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 @contextlib.contextmanager
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".numerai")
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)
     models = read_models(args.models)
     mode = "numerai" if os.environ.get("NUMERAI_PUBLIC_ID") else "sandbox"
     workdir: Path = args.workdir / mode

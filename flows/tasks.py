@@ -146,6 +146,19 @@ def _check_downloaded(directory: Path) -> None:
             raise ValueError(f"{name} lacks {len(missing)} live ids")
 
 
+def _publish(fresh: Path, target: Path) -> None:
+    """Move a checked download into place; a concurrent run's complete copy is kept as is."""
+    if _complete(target):
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        fresh.rename(target)
+    except OSError:
+        # Another run published between our check and rename; use theirs if it is whole.
+        if not _complete(target):
+            raise
+
+
 @api_task
 def download_live_data(
     credentials: NumeraiCredentials, round_number: int, data_version: str, data_dir: str
@@ -173,8 +186,7 @@ def download_live_data(
             raise DownloadFailed(f"live data of round {round_number} is unusable: {exc}") from exc
         manifest = {name: _sha256(fresh / name) for name in LIVE_FILES}
         (fresh / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-        shutil.rmtree(target, ignore_errors=True)
-        fresh.rename(target)
+        _publish(fresh, target)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
     logger.info("Downloaded and checked live data for round %s (%s)", round_number, data_version)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sandbox import Sandbox
 
 # Offline and quick: no telemetry, short retry backoff for API calls that fail on purpose.
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -22,3 +27,16 @@ def prefect_server() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A started sandbox with models "alpha" and "beta" and round 1000 open."""
+    from sandbox import Sandbox
+
+    sb = Sandbox(tmp_path / "data", seed=0)
+    sb.add_model("alpha")
+    sb.add_model("beta")
+    sb.open_round()
+    with sb:
+        yield sb

@@ -43,3 +43,21 @@ def test_blocks_register_from_the_module() -> None:
         if isinstance(obj, type) and issubclass(obj, BaseBlock)
     }
     assert {"numerai-credentials", "numerai-model"} <= registered
+
+
+def test_prefect_block_register_finds_both_blocks(prefect_server: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+        env={**os.environ, "PREFECT_API_URL": prefect_server},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "registered 2 blocks" in result.stdout, result.stdout
+    assert "Numerai Credentials" in result.stdout and "Numerai Model" in result.stdout

@@ -1,25 +1,13 @@
-"""Fixtures: a started Sandbox with models alpha/beta and an open round, and numerapi on it."""
+"""Fixtures: real numerapi pointed at the sandbox (the `sandbox` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numerapi
 import pytest
 
 from sandbox import Sandbox
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """A started sandbox with models "alpha" and "beta" and round 1000 open."""
-    sb = Sandbox(tmp_path / "data", seed=0)
-    sb.add_model("alpha")
-    sb.add_model("beta")
-    sb.open_round()
-    with sb:
-        yield sb
 
 
 @pytest.fixture
