@@ -1,4 +1,4 @@
-"""Fixtures: real numerapi pointed at the sandbox (the `sandbox` fixture is in tests/conftest.py)."""
+"""Fixtures: real numerapi pointed at the sandbox (`sandbox` itself is in tests/conftest.py)."""
 
 from __future__ import annotations
 
