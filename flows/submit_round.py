@@ -8,6 +8,7 @@ from typing import Any, cast
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
@@ -121,7 +122,12 @@ def load_model_configs(names: list[str] | None) -> list[NumeraiModel]:
     """The named model blocks, or every saved one."""
     if not names:
         with get_client(sync_client=True) as client:
-            documents = client.read_block_documents_by_type("numerai-model")
+            try:
+                documents = client.read_block_documents_by_type("numerai-model")
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 404:  # 404: the block type was never registered
+                    raise
+                documents = []
         names = [doc.name for doc in documents if doc.name]
     return [cast(NumeraiModel, NumeraiModel.load(name)) for name in names]
 

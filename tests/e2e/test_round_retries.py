@@ -1,0 +1,52 @@
+"""Deployed retries on a real worker: never twice, never late, and they fix a failed round."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prefect.deployments import run_deployment
+
+from sandbox import Fault
+
+from .conftest import LiveRound, wait_for_final
+
+pytestmark = pytest.mark.integration
+
+
+def retry(**parameters: Any) -> Any:
+    """Start the round-retry deployment as its schedule would, and wait for the end."""
+    run = run_deployment("submit-round/round-retry", parameters=parameters, timeout=0)
+    return wait_for_final(run.id)
+
+
+def test_a_retry_after_success_uploads_nothing(worker: Any, live_round: LiveRound) -> None:
+    first = retry()
+    assert first.state.is_completed(), first.state.message
+    assert len(live_round.sandbox.uploads) == 2
+    second = retry()
+    assert second.state.is_completed(), second.state.message
+    assert len(live_round.sandbox.uploads) == 2
+    assert all(len(live_round.submissions(m)) == 1 for m in ("alpha", "beta"))
+
+
+def test_a_retry_after_a_failed_run_lands_the_submission(
+    worker: Any, live_round: LiveRound
+) -> None:
+    # Numerai keeps refusing alpha's uploads for a while: the first run ends Failed.
+    live_round.sandbox.inject(Fault("graphql_error", operation="create_submission", times=3))
+    first = retry(models=["alpha"])
+    assert first.state.is_failed()
+    assert "alpha" in (first.state.message or "")
+    assert live_round.submissions("alpha") == []
+    second = retry(models=["alpha"])
+    assert second.state.is_completed(), second.state.message
+    assert len(live_round.submissions("alpha")) == 1
+
+
+def test_a_run_after_the_close_uploads_nothing(worker: Any, live_round: LiveRound) -> None:
+    live_round.sandbox.close_round()
+    run = retry()
+    assert run.state.is_completed()
+    assert "No round is open" in (run.state.message or "")
+    assert live_round.sandbox.uploads == []
