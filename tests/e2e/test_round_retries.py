@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from sandbox import Fault
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 def retry(**parameters: Any) -> Any:
     """Start the round-retry deployment as its schedule would, and wait for the end."""
-    run = run_deployment("submit-round/round-retry", parameters=parameters, timeout=0)
+    run = cast(
+        FlowRun, run_deployment("submit-round/round-retry", parameters=parameters, timeout=0)
+    )
     return wait_for_final(run.id)
 
 
