@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.runtime import flow_run
@@ -14,6 +13,7 @@ from prefect.states import Completed, Failed, State
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
 
+from .reporting import emit_submission_event, publish_round_report, update_model_history
 from .tasks import (
     LiveData,
     download_live_data,
@@ -45,7 +45,10 @@ class ModelReport:
     validation: str = ""
     submission_id: str | None = None
     verified: bool = False
+    late: bool = False
     error: str | None = None
+    histogram: list[int] | None = None
+    example_histogram: list[int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,15 +91,12 @@ def submit_model(
                 existing.id,
                 True,
             )
+            emit_submission_event("skipped", report.model, report.round, submission_id=existing.id)
             return report
         submission = predict(config, live)
         summary = summarize(submission, live)
-        report.rows, report.mean, report.std, report.corr_with_example = (
-            summary["rows"],
-            summary["mean"],
-            summary["std"],
-            summary["corr_with_example"],
-        )
+        for key in ("rows", "mean", "std", "corr_with_example", "histogram", "example_histogram"):
+            setattr(report, key, summary[key])
         result = validate(submission, live)
         report.validation = result.summary()
         if not result.ok:
@@ -106,8 +106,16 @@ def submit_model(
             credentials, model_id, config.model_name, round_info, submission, trigger_id
         )
         report.submission_id = submission_id
+        emit_submission_event(
+            "uploaded", report.model, report.round, submission_id=submission_id,
+            trigger_id=trigger_id,
+        )  # fmt: skip
         verify(credentials, model_id, round_info.number, submission_id, trigger_id)
         report.status, report.verified = "verified", True
+        emit_submission_event(
+            "verified", report.model, report.round, submission_id=submission_id,
+            trigger_id=trigger_id,
+        )  # fmt: skip
         logger.info(
             "%s: submission %s verified for round %s",
             *(report.model, submission_id, round_info.number),
@@ -115,6 +123,7 @@ def submit_model(
         return report
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"
+        emit_submission_event("failed", report.model, report.round, error=report.error)
         raise ModelFailed(report) from exc
 
 
@@ -139,7 +148,6 @@ def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
         for key in ("mean", "std", "corr_with_example"):
             if row[key] is not None:
                 row[key] = round(row[key], 4)
-        row["verified"] = "yes" if report.verified else "no"
         rows.append(row)
     return rows
 
@@ -183,11 +191,10 @@ def submit_round(
                 ModelReport(config.model_name, round_info.number, error=state.message or "crashed")
             )
 
-    create_table_artifact(
-        table=_report_rows(reports),
-        key="numerai-round-report",
-        description=f"Round {round_info.number}: one row per model",
-    )
+    rows = _report_rows(reports)
+    publish_round_report(round_info.number, rows)
+    for row in rows:
+        update_model_history(row)
     failed = [r for r in reports if not r.ok]
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)

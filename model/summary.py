@@ -14,6 +14,17 @@ def _plain(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+BINS = 10
+
+
+def histogram(values: pd.Series, bins: int = BINS) -> list[int]:
+    """Counts of values in equal bins over [0, 1]; values outside are left out."""
+    finite = pd.to_numeric(values, errors="coerce").dropna()
+    inside = finite[(finite >= 0) & (finite <= 1)]
+    index = (inside * bins).astype(int).clip(upper=bins - 1)
+    return [int(n) for n in index.value_counts().reindex(range(bins), fill_value=0)]
+
+
 def prediction_summary(
     submission: pd.DataFrame, example: pd.Series | None = None
 ) -> dict[str, Any]:
@@ -29,6 +40,8 @@ def prediction_summary(
         "max": _plain(preds.max()),
         "corr_with_example": None,
         "example_overlap": 0,
+        "histogram": histogram(preds),
+        "example_histogram": None,
     }
     if example is None:
         return summary
@@ -37,6 +50,7 @@ def prediction_summary(
     theirs = theirs[~theirs.index.duplicated()].dropna()
     common = ours.index.intersection(theirs.index)
     summary["example_overlap"] = len(common)
+    summary["example_histogram"] = histogram(theirs)
     if len(common) >= 2:
         # Spearman as Pearson of ranks (pandas' spearman would need scipy).
         corr = ours[common].rank().corr(theirs[common].rank())

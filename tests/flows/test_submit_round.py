@@ -180,3 +180,66 @@ def test_parameters_stored_on_runs_carry_no_secret(open_round: Round) -> None:
     assert runs
     for run in runs:
         assert open_round.sandbox.secret_key not in str(run.parameters)
+
+
+def _events(api_url: str, prefix: str, expected: int) -> list[dict]:
+    """Events the server has stored, polled until `expected` arrive (they are written async)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 20
+    while True:
+        response = httpx.post(
+            f"{api_url}/events/filter",
+            json={"filter": {"event": {"prefix": [prefix]}}, "limit": 50},
+        )
+        response.raise_for_status()
+        events = response.json()["events"]
+        if len(events) >= expected or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
+def test_each_outcome_is_an_event_about_the_model_and_round(
+    open_round: Round, prefect_server: str
+) -> None:
+    suffix = open_round.credentials_block[-6:]
+    a_name, b_name = f"ev_a_{suffix}", f"ev_b_{suffix}"
+    alpha = open_round.save_model(a_name)
+    beta = open_round.save_model(b_name, broken)
+    assert open_round.run([alpha, beta], trigger_id="t-1").is_failed()
+    assert open_round.run([alpha]).is_completed()
+    assert open_round.sandbox.current_round
+    number = open_round.sandbox.current_round.number
+    events = [
+        e
+        for e in _events(prefect_server, "numerai.submission.", 4)
+        if e["resource"]["prefect.resource.name"] in (a_name, b_name)
+    ]
+    seen = {(e["event"], e["resource"]["prefect.resource.name"]) for e in events}
+    assert {
+        ("numerai.submission.uploaded", a_name),
+        ("numerai.submission.verified", a_name),
+        ("numerai.submission.failed", b_name),
+        ("numerai.submission.skipped", a_name),
+    } <= seen
+    failed = next(e for e in events if e["event"] == "numerai.submission.failed")
+    assert "model exploded" in failed["payload"]["error"]
+    assert failed["resource"]["numerai.round"] == str(number)
+    assert failed["related"][0]["prefect.resource.id"] == f"numerai.round.{number}"
+
+
+def test_markdown_report_and_model_history_artifacts(open_round: Round) -> None:
+    from flows.reporting import ROUND_MARKDOWN_KEY, history_key
+
+    name = f"hist_{open_round.credentials_block[-6:]}"
+    model = open_round.save_model(name)
+    assert open_round.run([model]).is_completed()
+    with get_client(sync_client=True) as client:
+        latest = {a.key: a for a in client.read_latest_artifacts()}
+    markdown = str(latest[ROUND_MARKDOWN_KEY].data)
+    assert "# Numerai round" in markdown and "Prediction distribution" in markdown
+    history = latest[history_key(name)]
+    assert "1 rounds, 1 verified" in (history.description or "")
+    assert name in markdown

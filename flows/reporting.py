@@ -1,0 +1,97 @@
+"""What a round run tells the outside: Prefect events, the round report, each model's history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+from prefect.events import emit_event
+
+from model.report import history_summary, merge_history, round_markdown
+
+ROUND_TABLE_KEY = "numerai-round-report"
+ROUND_MARKDOWN_KEY = "numerai-round-summary"
+
+
+def model_resource(model: str) -> dict[str, str]:
+    """The Prefect event resource standing for one Numerai model."""
+    return {"prefect.resource.id": f"numerai.model.{model}", "prefect.resource.name": model}
+
+
+def round_resource(round_number: int) -> dict[str, str]:
+    """The related resource standing for one round."""
+    return {
+        "prefect.resource.id": f"numerai.round.{round_number}",
+        "prefect.resource.role": "round",
+        "prefect.resource.name": f"round {round_number}",
+    }
+
+
+def emit_submission_event(kind: str, model: str, round_number: int, **payload: Any) -> None:
+    """Emit numerai.submission.<kind> (uploaded, verified, failed, skipped) for a model's round."""
+    emit_event(
+        event=f"numerai.submission.{kind}",
+        resource={**model_resource(model), "numerai.round": str(round_number)},
+        related=[round_resource(round_number)],
+        payload={"model": model, "round": round_number, **payload},
+    )
+
+
+def history_key(model: str) -> str:
+    """Artifact key of a model's history (lowercase letters, digits and dashes only)."""
+    slug = "".join(c if c.isalnum() else "-" for c in model.lower()).strip("-")
+    return f"numerai-history-{slug}"
+
+
+@task
+def publish_round_report(round_number: int, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The run's artifacts: the per-model table, and Markdown with the distribution chart."""
+    table_columns = (
+        "model",
+        "round",
+        "status",
+        "rows",
+        "mean",
+        "std",
+        "corr_with_example",
+        "validation",
+        "submission_id",
+        "verified",
+    )
+    create_table_artifact(
+        table=[{k: row.get(k) for k in table_columns} for row in rows],
+        key=ROUND_TABLE_KEY,
+        description=f"Round {round_number}: one row per model",
+    )
+    create_markdown_artifact(
+        markdown=round_markdown(round_number, rows),
+        key=ROUND_MARKDOWN_KEY,
+        description=f"Round {round_number} report",
+    )
+
+
+def _previous_history(key: str) -> list[dict[str, Any]]:
+    with get_client(sync_client=True) as client:
+        latest = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key])),
+            limit=1,
+        )
+    if not latest or not latest[0].data:
+        return []
+    data = latest[0].data
+    rows = json.loads(data) if isinstance(data, str) else data
+    return [dict(r) for r in rows] if isinstance(rows, list) else []
+
+
+@task
+def update_model_history(outcome: Mapping[str, Any]) -> None:
+    """Add this round's outcome to the model's history artifact (a new version of its key)."""
+    model = str(outcome["model"])
+    key = history_key(model)
+    rows = merge_history(_previous_history(key), outcome)
+    create_table_artifact(table=rows, key=key, description=history_summary(model, rows))
