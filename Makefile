@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: help venv run test lint format typecheck check lock ui clean
+.PHONY: help venv run test lint format typecheck check lock ui clean bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ format: venv  ## Format the code
 	$(BIN)/ruff format .
 
 typecheck: venv  ## mypy
-	$(BIN)/mypy blocks flows model sandbox deployments tests
+	$(BIN)/mypy blocks flows model sandbox deployments benchmarks tests
 
 check: lint typecheck test  ## Everything CI runs
 
@@ -49,3 +49,6 @@ ui: venv  ## Start the local Prefect server (UI on http://127.0.0.1:4200) with t
 
 clean:  ## Remove the virtualenv, downloaded data and local Prefect state
 	rm -rf $(VENV) .numerai .mypy_cache .pytest_cache .ruff_cache
+
+bench: venv  ## Benchmarks on v5.3-size sandbox data: prints a table, writes benchmarks/results.json
+	$(BIN)/python -m benchmarks.bench
