@@ -89,9 +89,10 @@ def _previous_history(key: str) -> list[dict[str, Any]]:
 
 
 @task
-def update_model_history(outcome: Mapping[str, Any]) -> None:
-    """Add this round's outcome to the model's history artifact (a new version of its key)."""
-    model = str(outcome["model"])
-    key = history_key(model)
-    rows = merge_history(_previous_history(key), outcome)
-    create_table_artifact(table=rows, key=key, description=history_summary(model, rows))
+def update_model_histories(outcomes: Sequence[Mapping[str, Any]]) -> None:
+    """Add this round's outcome to each model's history artifact (a new version of its key)."""
+    for outcome in outcomes:
+        model = str(outcome["model"])
+        key = history_key(model)
+        rows = merge_history(_previous_history(key), outcome)
+        create_table_artifact(table=rows, key=key, description=history_summary(model, rows))

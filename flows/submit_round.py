@@ -13,18 +13,17 @@ from prefect.states import Completed, Failed, State
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
 
-from .reporting import emit_submission_event, publish_round_report, update_model_history
+from .reporting import emit_submission_event, publish_round_report, update_model_histories
 from .tasks import (
     LiveData,
+    account_models,
     download_live_data,
     find_round_submission,
-    predict,
+    model_id_of,
+    prepare_submission,
     resolve_data_version,
-    resolve_model_id,
     resolve_round,
-    summarize,
     upload,
-    validate,
     verify,
 )
 
@@ -75,6 +74,7 @@ def submit_model(
     credentials: NumeraiCredentials,
     round_info: RoundInfo,
     live: LiveData,
+    account: dict[str, str],
     trigger_id: str | None = None,
     force: bool = False,
 ) -> ModelReport:
@@ -82,7 +82,7 @@ def submit_model(
     logger = get_run_logger()
     report = ModelReport(model=config.model_name, round=round_info.number)
     try:
-        model_id = resolve_model_id(credentials, config)
+        model_id = model_id_of(config, account)
         existing = find_round_submission(credentials, model_id, round_info.number)
         if existing is not None and not force:
             logger.info("%s already has submission %s for this round", report.model, existing.id)
@@ -93,17 +93,15 @@ def submit_model(
             )
             emit_submission_event("skipped", report.model, report.round, submission_id=existing.id)
             return report
-        submission = predict(config, live)
-        summary = summarize(submission, live)
+        prepared = prepare_submission(config, live)
         for key in ("rows", "mean", "std", "corr_with_example", "histogram", "example_histogram"):
-            setattr(report, key, summary[key])
-        result = validate(submission, live)
-        report.validation = result.summary()
-        if not result.ok:
+            setattr(report, key, prepared.summary[key])
+        report.validation = prepared.validation.summary()
+        if not prepared.validation.ok:
             report.status = "invalid"
-            raise ValueError(f"predictions not uploaded: {result.summary()}")
+            raise ValueError(f"predictions not uploaded: {report.validation}")
         submission_id = upload(
-            credentials, model_id, config.model_name, round_info, submission, trigger_id
+            credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id
         )
         report.submission_id = submission_id
         emit_submission_event(
@@ -175,11 +173,12 @@ def submit_round(
     logger.info("Round %s is open until %s UTC", round_info.number, round_info.close_time)
     version = resolve_data_version(credentials, data_version)
     live = download_live_data(credentials, round_info.number, version, data_dir)
+    account = account_models(credentials, CLASSIC)
 
     reports: list[ModelReport] = []
     for config in configs:
         state = submit_model(
-            config, credentials, round_info, live, trigger_id, force, return_state=True
+            config, credentials, round_info, live, account, trigger_id, force, return_state=True
         )
         outcome = state.result(raise_on_failure=False)
         if isinstance(outcome, ModelReport):
@@ -193,8 +192,7 @@ def submit_round(
 
     rows = _report_rows(reports)
     publish_round_report(round_info.number, rows)
-    for row in rows:
-        update_model_history(row)
+    update_model_histories(rows)
     failed = [r for r in reports if not r.ok]
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)

@@ -194,17 +194,21 @@ def download_live_data(
 
 
 @api_task
-def resolve_model_id(credentials: NumeraiCredentials, config: NumeraiModel) -> str:
-    """The model's Numerai id: configured, or looked up by name in the account."""
+def account_models(credentials: NumeraiCredentials, tournament: int) -> dict[str, str]:
+    """The account's models in a tournament, by lowercase name: one call for every model."""
+    models = credentials.get_client(tournament).get_models(tournament)
+    return {name.lower(): model_id for name, model_id in models.items()}
+
+
+def model_id_of(config: NumeraiModel, account: dict[str, str]) -> str:
+    """The model's Numerai id: configured, or found by name among the account's models."""
     if config.model_id:
         return config.model_id
-    models = credentials.get_client(config.tournament).get_models(config.tournament)
-    by_name = {name.lower(): model_id for name, model_id in models.items()}
-    if config.model_name.lower() not in by_name:
+    if config.model_name.lower() not in account:
         raise ValueError(
-            f"model {config.model_name!r} is not in this account; it has: {sorted(models)}"
+            f"model {config.model_name!r} is not in this account; it has: {sorted(account)}"
         )
-    return by_name[config.model_name.lower()]
+    return account[config.model_name.lower()]
 
 
 @api_task
@@ -222,28 +226,29 @@ def find_round_submission(
     return max(submissions, key=lambda s: s.inserted_at or dt.datetime.min.replace(tzinfo=dt.UTC))
 
 
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """Predictions for the round, their validation against the live ids, and their summary."""
+
+    frame: pd.DataFrame
+    validation: ValidationResult
+    summary: dict[str, Any]
+
+
 @task
-def predict(config: NumeraiModel, live: LiveData) -> pd.DataFrame:
-    """Run the model's predictor on the live features it reads: a frame of id, prediction."""
+def prepare_submission(config: NumeraiModel, live: LiveData) -> PreparedSubmission:
+    """Run the model's predictor on the live features it reads, then check and summarize."""
     features = feature_names(live.path("features.json"), config.feature_set)
     live_features = read_live(live.path("live.parquet"), features)
     benchmarks = pd.read_parquet(live.path("live_benchmark_models.parquet"))
     predictor = load_predictor(config.predictor_path)
-    return predictor(live_features, benchmarks.loc[live_features.index])
-
-
-@task
-def validate(submission: pd.DataFrame, live: LiveData) -> ValidationResult:
-    """Check predictions against every live id of the round; never raises on bad data."""
-    live_ids = pd.read_parquet(live.path("live.parquet"), columns=["era"]).index
-    return validate_submission(submission, live_ids)
-
-
-@task
-def summarize(submission: pd.DataFrame, live: LiveData) -> dict[str, Any]:
-    """Rows, mean, std and correlation with the example predictions."""
+    frame = predictor(live_features, benchmarks.loc[live_features.index])
     example = read_example_predictions(live.path("live_example_preds.parquet"))
-    return prediction_summary(submission, example)
+    return PreparedSubmission(
+        frame=frame,
+        validation=validate_submission(frame, live_features.index),
+        summary=prediction_summary(frame, example),
+    )
 
 
 @api_task
