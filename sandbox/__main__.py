@@ -1,4 +1,8 @@
-"""Run the sandbox from the command line: `python -m sandbox --port 8765 --models a,b`."""
+"""Run the sandbox from the command line: `python -m sandbox --port 8765 --models a,b`.
+
+With `--webhook URL` every model's webhook is set to URL ("{model}" in it is replaced by the
+model's name) before the round opens, so opening the round POSTs a trigger to each of them.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default="model_a", help="comma-separated model names")
     p.add_argument("--public-id")
     p.add_argument("--secret-key")
+    p.add_argument(
+        "--webhook",
+        help="webhook URL for every model ({model} = the model's name); "
+        "default: $SANDBOX_WEBHOOK_URL (keeps a secret in it out of `ps`)",
+    )
     return p.parse_args(argv)
 
 
@@ -55,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     if generated:
         _write_credentials(creds, sb.public_id, sb.secret_key)
     ids = {name: sb.add_model(name) for name in args.models.split(",") if name}
+    webhook = args.webhook or os.environ.get("SANDBOX_WEBHOOK_URL")
+    if webhook:
+        for name, mid in ids.items():
+            sb.set_webhook(mid, webhook.replace("{model}", name))
     rnd = sb.open_round()
     sb.start(args.host, args.port)
     done = threading.Event()
@@ -69,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for name, mid in ids.items():
         print(f"  model {name}: {mid}", flush=True)
+    if webhook:
+        print(f"  webhooks: {len(ids)} trigger(s) POSTed for round {rnd.number}", flush=True)
     try:
         done.wait()
     finally:

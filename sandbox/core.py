@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -11,6 +12,8 @@ import secrets
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -47,6 +50,8 @@ _GRAPHQL_KINDS = ("graphql_error", *_COMMON)
 _DOWNLOAD_KINDS = ("truncate_download", "corrupt_download", *_COMMON)
 _UPLOAD_KINDS = ("drop_upload", *_COMMON)
 FIRST_ROUND = 1000
+WEBHOOK_TIMEOUT = 5.0
+WEBHOOK_ATTEMPTS = 3
 
 
 @dataclass
@@ -94,6 +99,25 @@ class SubmissionRecord:
     source: str | None
 
 
+@dataclass
+class WebhookDelivery:
+    """One webhook POST as it ended: the status code of the last attempt, or its error."""
+
+    model_id: str
+    url: str
+    trigger_id: str
+    round_number: int | None
+    is_test: bool
+    status: int | None = None
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """The receiver answered 2xx."""
+        return self.status is not None and 200 <= self.status < 300
+
+
 class Sandbox:
     """Local stand-in for Numerai's tournament API (GraphQL + presigned file URLs)."""
 
@@ -119,6 +143,11 @@ class Sandbox:
         self._subs: list[SubmissionRecord] = []
         self.webhooks: dict[str, str] = {}
         self.triggers: list[tuple[str, str]] = []
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self.webhook_timeout = WEBHOOK_TIMEOUT
+        self.webhook_attempts = WEBHOOK_ATTEMPTS
+        self.webhook_retry_seconds = 0.2
+        self._delivered = threading.Condition(self._lock)
         self._files: dict[str, Path] = {}
         self._upload_tokens: dict[str, tuple[str, str]] = {}
         self._pending: dict[tuple[str, str], str] = {}
@@ -175,15 +204,22 @@ class Sandbox:
         opens: datetime | None = None,
         closes: datetime | None = None,
     ) -> Round:
-        """Open a new round (default: next number, now until now + 1 h)."""
+        """Open a new round (default: next number, now until now + 1 h); POST every webhook."""
         with self._lock:
             if number is None:
                 number = self._rounds[-1].number + 1 if self._rounds else FIRST_ROUND
             opens = opens or self.now()
             rnd = Round(number, opens, closes or opens + timedelta(hours=1))
             self._rounds.append(rnd)
+            hooks = [
+                (mid, url)
+                for mid, url in self.webhooks.items()
+                if self.model_tournaments.get(mid) == rnd.tournament
+            ]
             logger.info("opened round %s: %s - %s", number, rnd.opens, rnd.closes)
-            return rnd
+        for mid, url in hooks:
+            self._send_webhook(mid, url, self.new_trigger(mid), number, is_test=False)
+        return rnd
 
     def close_round(self) -> None:
         """Close the current round (closes = now - 1 s)."""
@@ -354,6 +390,78 @@ class Sandbox:
         with self._lock:
             self.triggers.append((model_id, trigger_id))
         return trigger_id
+
+    def trigger_webhook(self, model_id: str) -> str:
+        """A test trigger (triggerModelWebhook): POST isTest to the model's webhook, if any."""
+        trigger_id = self.new_trigger(model_id)
+        with self._lock:
+            url = self.webhooks.get(model_id)
+            current = self._rounds[-1].number if self._rounds else None
+        if url is None:
+            logger.info("test trigger %s: model %s has no webhook", trigger_id, model_id)
+        else:
+            self._send_webhook(model_id, url, trigger_id, current, is_test=True)
+        return trigger_id
+
+    def _send_webhook(
+        self, model_id: str, url: str, trigger_id: str, round_number: int | None, *, is_test: bool
+    ) -> None:
+        """POST in a background thread; the caller (a round opening, a resolver) never waits."""
+        delivery = WebhookDelivery(model_id, url, trigger_id, round_number, is_test)
+        threading.Thread(
+            target=self._deliver, args=(delivery,), daemon=True, name="sandbox-webhook"
+        ).start()
+
+    def _deliver(self, delivery: WebhookDelivery) -> None:
+        body = json.dumps(
+            {
+                "triggerId": delivery.trigger_id,
+                "roundNumber": delivery.round_number,
+                "dataVersion": self.data_version,
+                "isTest": delivery.is_test,
+            }
+        ).encode()
+        # urllib, not httpx: httpx logs every URL at INFO, and a webhook URL holds a secret.
+        request = urllib.request.Request(  # noqa: S310 -- the scheme is checked below
+            delivery.url, body, {"content-type": "application/json"}, method="POST"
+        )
+        attempts = self.webhook_attempts
+        if request.type not in ("http", "https"):
+            delivery.error, attempts = f"not an http(s) URL: scheme {request.type!r}", 0
+        for attempt in range(1, attempts + 1):
+            delivery.attempts = attempt
+            try:
+                with urllib.request.urlopen(request, timeout=self.webhook_timeout) as response:  # noqa: S310
+                    delivery.status, delivery.error = response.status, None
+            except urllib.error.HTTPError as exc:
+                delivery.status, delivery.error = exc.code, None
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                delivery.status, delivery.error = None, f"{type(reason).__name__}: {reason}"
+            if delivery.ok or attempt == attempts:
+                break
+            if self._stopping.wait(self.webhook_retry_seconds * 2 ** (attempt - 1)):
+                break
+        level = logging.INFO if delivery.ok else logging.WARNING
+        logger.log(
+            level,
+            "webhook for model %s trigger %s: %s after %s attempt(s)",
+            *(delivery.model_id, delivery.trigger_id),
+            *(delivery.status or delivery.error, delivery.attempts),
+        )
+        with self._delivered:
+            self.webhook_deliveries.append(delivery)
+            self._delivered.notify_all()
+
+    def wait_for_deliveries(self, n: int, timeout: float = 10.0) -> list[WebhookDelivery]:
+        """Block until at least `n` webhook deliveries have ended; return them all."""
+        with self._delivered:
+            if not self._delivered.wait_for(lambda: len(self.webhook_deliveries) >= n, timeout):
+                raise TimeoutError(
+                    f"{len(self.webhook_deliveries)} of {n} webhook deliveries ended "
+                    f"within {timeout} s"
+                )
+            return list(self.webhook_deliveries)
 
     # -- HTTP --------------------------------------------------------------------------
 

@@ -314,9 +314,9 @@ class Resolvers:
         return "true"
 
     def triggerModelWebhook(self, info: GraphQLResolveInfo, modelId: str) -> str:
-        """Record a test trigger and return its id (no POST is sent)."""
+        """Record a test trigger, POST it to the model's webhook in the background; its id."""
         self._auth(info)
-        return self.sb.new_trigger(self._model(modelId))
+        return self.sb.trigger_webhook(self._model(modelId))
 
 
 def _status(r: Round, now: datetime) -> str:

@@ -130,3 +130,36 @@ def wait_for_final(flow_run_id: object, timeout: float = 120) -> FlowRun:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"flow run {run.name} still {run.state_name} after {timeout} s")
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def receiver(deployed: None, prefect_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """The webhook receiver as its own uvicorn process: (base URL, secret)."""
+    import secrets
+    import socket
+
+    import httpx
+
+    secret = secrets.token_urlsafe(32)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deployments.receiver", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**prefect_env, "NUMERAI_WEBHOOK_SECRET": secret},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("receiver did not start")
+        time.sleep(0.2)
+    yield url, secret
+    process.terminate()
+    process.wait(timeout=10)

@@ -1,0 +1,1 @@
+"""How the flows are shipped and triggered: the local job, the receiver, the CLI, automations, AWS."""

@@ -1,0 +1,455 @@
+"""The round-webhook receiver against a real Prefect server, served by uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import jinja2
+import pytest
+import yaml
+from prefect.automations import AutomationCore
+from prefect.events.actions import RunDeployment
+from prefect.events.schemas.automations import EventTrigger
+from prefect.events.schemas.events import Event, ResourceSpecification
+
+from deployments import receiver as receiver_module
+from deployments.receiver import ConfigError, ReceiverSettings, RoundWebhook
+from sandbox import Sandbox
+
+from .conftest import runs_of
+
+ROOT = Path(__file__).resolve().parents[2]
+Serve = Callable[..., contextlib.AbstractContextManager[str]]
+
+
+def _post(url: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+    if body is not None:
+        kwargs["json"] = body
+    return httpx.post(url, timeout=10, **kwargs)
+
+
+def _trigger() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+# -- creating runs -------------------------------------------------------------------------
+
+
+def test_health(receiver: str) -> None:
+    response = httpx.get(f"{receiver}/health", timeout=5)
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_model_webhook_creates_one_scheduled_run(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    trigger = _trigger()
+    body = {"triggerId": trigger, "roundNumber": 1000, "dataVersion": "v5.3", "isTest": False}
+    response = _post(f"{receiver}/webhook/{webhook_secret}/example-small", {**body, "x": 1})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["duplicate"] is False
+    (run,) = runs_of(deployment_id, trigger)
+    assert str(run.id) == answer["flow_run_id"] and run.name == answer["flow_run_name"]
+    assert run.parameters["trigger_id"] == trigger
+    assert run.parameters["models"] == ["example-small"]
+    assert "numerai-webhook" in run.tags
+    assert run.idempotency_key == f"numerai-trigger-example-small-{trigger}"
+    assert run.state is not None and run.state.is_scheduled()
+
+
+def test_all_models_webhook_leaves_models_unset(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    trigger = _trigger()
+    response = _post(f"{receiver}/webhook/{webhook_secret}", {"triggerId": trigger})
+    assert response.status_code == 200, response.text
+    (run,) = runs_of(deployment_id, trigger)
+    assert run.parameters.get("models") is None
+    assert run.idempotency_key == f"numerai-trigger-all-{trigger}"
+
+
+def test_repeated_delivery_returns_the_same_run(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    url, body = f"{receiver}/webhook/{webhook_secret}/alpha", {"triggerId": _trigger()}
+    answers = [_post(url, body).json() for _ in range(5)]
+    assert len({a["flow_run_id"] for a in answers}) == 1
+    assert [a["duplicate"] for a in answers] == [False, True, True, True, True]
+    assert len(runs_of(deployment_id, body["triggerId"])) == 1
+
+    concurrent = {"triggerId": _trigger()}
+    with ThreadPoolExecutor(5) as pool:
+        responses = list(pool.map(lambda _: _post(url, concurrent), range(5)))
+    assert [r.status_code for r in responses] == [200] * 5
+    assert len({r.json()["flow_run_id"] for r in responses}) == 1
+    assert len(runs_of(deployment_id, concurrent["triggerId"])) == 1
+
+
+def test_same_trigger_for_two_models_makes_two_runs(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    body = {"triggerId": _trigger()}
+    for model in ("alpha", "beta"):
+        assert _post(f"{receiver}/webhook/{webhook_secret}/{model}", body).status_code == 200
+    models = sorted(r.parameters["models"][0] for r in runs_of(deployment_id, body["triggerId"]))
+    assert models == ["alpha", "beta"]
+
+
+# -- refusing requests ---------------------------------------------------------------------
+
+
+def test_wrong_or_missing_secret_is_404_and_creates_nothing(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    before = len(runs_of(deployment_id))
+    wrong = webhook_secret[:-1] + ("a" if webhook_secret[-1] != "a" else "b")
+    body = {"triggerId": _trigger()}
+    for path in (f"/webhook/{wrong}", f"/webhook/{wrong}/alpha", "/webhook/", "/webhook"):
+        response = _post(receiver + path, body)
+        assert (response.status_code, response.text) == (404, "Not Found"), path
+    assert _post(f"{receiver}/webhook/{webhook_secret[:10]}", body).status_code == 404
+    assert _post(f"{receiver}/webhook/%C3%A9{webhook_secret}", body).status_code == 404
+    assert len(runs_of(deployment_id)) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not json", "Invalid JSON"),
+        (b"", "Invalid JSON"),
+        (b"{}", "triggerId: Field required"),
+        (b"[1, 2]", "body: Input should be an object"),
+        (b'{"triggerId": 123}', "triggerId: Input should be a valid string"),
+        (b'{"triggerId": ""}', "triggerId: String should have at least 1 character"),
+        (json.dumps({"triggerId": "x" * 201}).encode(), "at most 200 characters"),
+        (b'{"triggerId": "t", "roundNumber": "soon"}', "roundNumber: Input should be a valid"),
+        (b'{"triggerId": "t", "isTest": "perhaps"}', "isTest: Input should be a valid boolean"),
+    ],
+)
+def test_invalid_body_is_422_with_the_reason(
+    receiver: str, webhook_secret: str, content: bytes, reason: str
+) -> None:
+    response = _post(f"{receiver}/webhook/{webhook_secret}/alpha", content=content)
+    assert response.status_code == 422
+    assert reason in response.json()["detail"]
+
+
+def test_invalid_model_name_is_422(receiver: str, webhook_secret: str) -> None:
+    for model in ("Alpha", "model_a", "a" * 101):
+        response = _post(f"{receiver}/webhook/{webhook_secret}/{model}", {"triggerId": "t"})
+        assert response.status_code == 422, model
+        assert "block name" in response.json()["detail"]
+
+
+def test_body_over_the_limit_is_413(receiver: str, webhook_secret: str) -> None:
+    url = f"{receiver}/webhook/{webhook_secret}/alpha"
+    big = {"triggerId": "t", "padding": "x" * 5000}  # the test receiver allows 4096 bytes
+    assert _post(url, big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while reading
+        yield b'{"triggerId": "t", "padding": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = httpx.post(url, content=chunks(), timeout=10)
+    assert response.status_code == 413
+    assert "4096 bytes" in response.json()["detail"]
+    # A declared length over the limit is refused before any of the body is read.
+    host, port = receiver.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            f"POST /webhook/{webhook_secret}/alpha HTTP/1.1\r\nHost: x\r\n"
+            "Content-Length: 999999\r\n\r\n".encode()
+        )
+        assert conn.recv(100).startswith(b"HTTP/1.1 413 ")
+
+
+def test_only_post(receiver: str, webhook_secret: str) -> None:
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        url = f"{receiver}/webhook/{webhook_secret}/alpha"
+        assert httpx.request(method, url, timeout=5).status_code == 405, method
+        assert httpx.request(method, f"{receiver}/webhook/{webhook_secret}").status_code == 405
+    assert httpx.post(f"{receiver}/health", timeout=5).status_code == 405
+
+
+# -- Prefect unavailable ------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_prefect_unreachable_is_503(
+    settings: ReceiverSettings, serve_with: Serve, deployment_id: UUID
+) -> None:
+    before = len(runs_of(deployment_id))
+    down = f"http://127.0.0.1:{_closed_port()}/api"
+    with serve_with(settings, prefect_api_url=down) as url:
+        started = time.monotonic()
+        response = _post(f"{url}/webhook/{settings.secret}/alpha", {"triggerId": _trigger()})
+        assert time.monotonic() - started < settings.prefect_timeout
+    assert response.status_code == 503
+    assert "Prefect API unreachable" in response.json()["detail"]
+    assert len(runs_of(deployment_id)) == before
+
+
+def test_prefect_hanging_is_503_within_the_timeout(
+    settings: ReceiverSettings, serve_with: Serve
+) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        hung = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        with serve_with(settings, prefect_api_url=hung, prefect_timeout=1.0) as url:
+            started = time.monotonic()
+            response = _post(f"{url}/webhook/{settings.secret}", {"triggerId": _trigger()})
+            elapsed = time.monotonic() - started
+    assert response.status_code == 503 and elapsed < 3
+    assert "did not answer within 1 s" in response.json()["detail"]
+
+
+def test_missing_deployment_is_503_naming_it(settings: ReceiverSettings, serve_with: Serve) -> None:
+    with serve_with(settings, deployment="submit-round/not-deployed") as url:
+        response = _post(f"{url}/webhook/{settings.secret}/alpha", {"triggerId": _trigger()})
+    assert response.status_code == 503
+    assert "'submit-round/not-deployed' not found" in response.json()["detail"]
+
+
+# -- secrets and settings -----------------------------------------------------------------
+
+
+class _Records(logging.Handler):
+    """Keeps every record it handles."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record."""
+        self.records.append(record)
+
+
+def test_secret_never_logged(
+    receiver: str,
+    webhook_secret: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # uvicorn's loggers do not propagate under Prefect's logging config: listen on them directly.
+    uvicorn_records = _Records()
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    old_level = uvicorn_access.level
+    uvicorn_access.setLevel(logging.INFO)
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addHandler(uvicorn_records)
+    try:
+        _post(f"{receiver}/webhook/{webhook_secret}/alpha", {"triggerId": _trigger()})
+        _post(f"{receiver}/webhook/{webhook_secret}", content=b"nope")
+        _post(f"{receiver}/webhook/{webhook_secret}x", {"triggerId": "t"})
+        httpx.get(f"{receiver}/webhook/{webhook_secret}", timeout=5)
+        time.sleep(0.2)  # access log lines are written after the response
+    finally:
+        for name in ("uvicorn.access", "uvicorn.error"):
+            logging.getLogger(name).removeHandler(uvicorn_records)
+        uvicorn_access.setLevel(old_level)
+    # The receiver logs in uvicorn's thread; this thread's records are the test client's own.
+    here = threading.get_ident()
+    records = [r for r in caplog.records + uvicorn_records.records if r.thread != here]
+    messages = [r.getMessage() for r in records]
+    assert {r.name for r in records} >= {"uvicorn.access", "deployments.receiver.access"}
+    assert sum("/webhook/***/alpha" in m for m in messages) >= 2  # ours and uvicorn's line
+    assert [m for m in messages if webhook_secret in m] == []
+    assert all(webhook_secret not in (r.exc_text or "") for r in records)
+    out, err = capfd.readouterr()  # Prefect's console handler on "uvicorn" writes to stderr
+    assert webhook_secret not in out + err
+
+
+def test_settings_from_env() -> None:
+    secret = "s" * 32
+    settings = ReceiverSettings.from_env(
+        {"NUMERAI_WEBHOOK_SECRET": secret, "PREFECT_API_URL": "http://127.0.0.1:4200/api"}
+    )
+    assert (settings.deployment, settings.max_bytes) == ("submit-round/round", 16384)
+    assert secret not in repr(settings)
+    custom = ReceiverSettings.from_env(
+        {
+            "NUMERAI_WEBHOOK_SECRET": secret,
+            "PREFECT_API_URL": "http://prefect:4200/api",
+            "NUMERAI_DEPLOYMENT": "submit-round/other",
+            "NUMERAI_WEBHOOK_MAX_BYTES": "100",
+        }
+    )
+    assert (custom.deployment, custom.max_bytes) == ("submit-round/other", 100)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "NUMERAI_WEBHOOK_SECRET is not set"),
+        ({"NUMERAI_WEBHOOK_SECRET": "short"}, "at least 32 characters"),
+        ({"NUMERAI_WEBHOOK_SECRET": "a/b" * 20}, "URL-safe"),
+        ({"NUMERAI_WEBHOOK_SECRET": "s" * 32, "NUMERAI_DEPLOYMENT": "round"}, "FLOW/NAME"),
+        ({"NUMERAI_WEBHOOK_SECRET": "s" * 32, "NUMERAI_WEBHOOK_MAX_BYTES": "lots"}, "invalid"),
+    ],
+)
+def test_bad_settings_refuse_to_start(env: dict[str, str], message: str) -> None:
+    env = {"PREFECT_API_URL": "http://127.0.0.1:4200/api", **env}
+    with pytest.raises(ConfigError, match=message) as info:
+        ReceiverSettings.from_env(env)
+    if "secret" in message.lower() or "characters" in message:
+        assert "secrets.token_urlsafe(32)" in str(info.value)
+
+
+def test_main_refuses_without_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("NUMERAI_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(SystemExit) as info:
+        receiver_module.main(["--port", "0"])
+    assert info.value.code == 2
+    assert "NUMERAI_WEBHOOK_SECRET is not set" in capsys.readouterr().err
+
+
+def test_lazy_app_fails_startup_on_a_bad_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMERAI_WEBHOOK_SECRET", "short")
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    lazy = receiver_module._LazyApp()
+    asyncio.run(lazy({"type": "lifespan"}, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "at least 32 characters" in sent[0]["message"]
+
+
+def test_round_webhook_model() -> None:
+    hook = RoundWebhook.model_validate({"triggerId": "t", "roundNumber": 7, "other": [1]})
+    assert (hook.triggerId, hook.roundNumber, hook.isTest) == ("t", 7, None)
+
+
+# -- the loop: sandbox round opens -> receiver -> Prefect run ------------------------------
+
+
+def test_sandbox_round_opening_starts_a_run_with_its_trigger_id(
+    sandbox: Sandbox, receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    alpha = sandbox.models["alpha"]
+    sandbox.set_webhook(alpha, f"{receiver}/webhook/{webhook_secret}/alpha")
+    rnd = sandbox.open_round()
+    (delivery,) = sandbox.wait_for_deliveries(1, timeout=15)
+    assert delivery.status == 200 and delivery.round_number == rnd.number
+    (run,) = runs_of(deployment_id, delivery.trigger_id)
+    assert run.parameters["models"] == ["alpha"]
+
+    trigger = sandbox.trigger_webhook(alpha)  # Numerai's test trigger
+    assert sandbox.wait_for_deliveries(2, timeout=15)[-1].status == 200
+    assert len(runs_of(deployment_id, trigger)) == 1
+
+
+# -- the Prefect Cloud route ---------------------------------------------------------------
+
+
+def _cloud_config(model: str, deployment_id: UUID) -> dict[str, Any]:
+    text = (ROOT / "deployments" / "cloud-webhook.yaml").read_text()
+    text = text.replace("__MODEL__", model).replace("__DEPLOYMENT_ID__", str(deployment_id))
+    config: dict[str, Any] = yaml.safe_load(text)
+    return config
+
+
+def _render(template: str, body: Any) -> str:
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 -- JSON, not HTML
+    return env.from_string(template).render(
+        method="POST", headers={"content-type": "application/json"}, body=body
+    )
+
+
+def test_cloud_webhook_template_renders_the_event() -> None:
+    config = _cloud_config("example-small", uuid.uuid4())
+    body = {"triggerId": 'abc"-123', "roundNumber": 1001, "dataVersion": "v5.3", "isTest": False}
+    event = Event.model_validate(json.loads(_render(config["webhook"]["template"], body)))
+    assert event.event == "numerai.round.webhook"
+    assert event.resource.id == 'numerai.trigger.abc"-123'
+    assert event.resource["numerai.model"] == "example-small"
+    assert event.payload == body
+    minimal = json.loads(_render(config["webhook"]["template"], {"triggerId": "t"}))
+    assert minimal["payload"] == {
+        "triggerId": "t",
+        "roundNumber": None,
+        "dataVersion": None,
+        "isTest": None,
+    }
+    with pytest.raises(TypeError):  # no triggerId: rendering fails, Cloud answers 400
+        _render(config["webhook"]["template"], {"roundNumber": 1})
+
+
+def test_cloud_automation_parses_and_runs_the_deployment() -> None:
+    deployment_id = uuid.uuid4()
+    (automation_data,) = _cloud_config("example-small", deployment_id)["automations"]
+    automation = AutomationCore.model_validate(automation_data)
+    assert isinstance(automation.trigger, EventTrigger)
+    assert automation.trigger.expect == {"numerai.round.webhook"}
+    (action,) = automation.actions
+    assert isinstance(action, RunDeployment) and action.deployment_id == deployment_id
+    assert action.parameters == {
+        "models": ["example-small"],
+        "trigger_id": "{{ event.payload.triggerId }}",
+    }
+    config = _cloud_config("example-small", deployment_id)
+    event = Event.model_validate(
+        json.loads(_render(config["webhook"]["template"], {"triggerId": "t"}))
+    )
+    match = ResourceSpecification.model_validate(automation_data["trigger"]["match"])
+    assert match.matches(event.resource)
+    other = event.model_copy(deep=True)
+    other.resource.root["numerai.model"] = "another"
+    assert not match.matches(other.resource)
+
+
+def test_cloud_automation_runs_on_a_real_server(deployment_id: UUID) -> None:
+    """The automation, applied to the local server, turns the webhook's event into a run."""
+    from prefect.client.orchestration import get_client
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    config = _cloud_config("example-small", deployment_id)
+    automation = AutomationCore.model_validate(config["automations"][0])
+    trigger = _trigger()
+    rendered = json.loads(_render(config["webhook"]["template"], {"triggerId": trigger}))
+    with get_client(sync_client=True) as client:
+        automation_id = client.create_automation(automation)
+    try:
+        time.sleep(1)  # the triggers service loads automations on change
+        emit_event(**rendered)
+        EventsWorker.drain_all()
+        deadline = time.monotonic() + 20
+        while not (runs := runs_of(deployment_id, trigger)) and time.monotonic() < deadline:
+            time.sleep(0.25)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_automation(automation_id)
+    (run,) = runs
+    assert run.parameters["models"] == ["example-small"]
