@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: help venv run test lint format typecheck check lock ui clean bench
+.PHONY: help venv run test lint format typecheck check lock ui clean bench aws-test image image-test deployer-policy
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -52,3 +52,15 @@ clean:  ## Remove the virtualenv, downloaded data and local Prefect state
 
 bench: venv  ## Benchmarks on v5.3-size sandbox data: prints a table, writes benchmarks/results.json
 	$(BIN)/python -m benchmarks.bench
+
+aws-test: venv  ## AWS checks on moto only: Dockerfile, stack, ECS worker
+	$(BIN)/python -m pytest tests/aws
+
+image:  ## Build the image without Docker (buildah + a debootstrap base; needs root)
+	deployments/aws/build_image.sh
+
+image-test: venv  ## Build the image and run a round inside it against the sandbox (slow)
+	NUMERAI_CONTAINER_TESTS=1 $(BIN)/python -m pytest tests/aws/test_container.py
+
+deployer-policy: venv  ## Regenerate the deployer's IAM policy from the stack template
+	$(BIN)/python -m deployments.aws.permissions > deployments/aws/deployer-policy.json

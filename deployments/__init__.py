@@ -1,1 +1,1 @@
-"""How the flows are shipped and triggered: the local job, the receiver, the CLI, automations, AWS."""
+"""How the flows are shipped and triggered: local job, receiver, CLI, automations, AWS."""

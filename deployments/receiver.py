@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import hmac
 import logging
 import os
@@ -25,6 +26,7 @@ import httpx
 import uvicorn
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
+from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -33,6 +35,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from model.schedule import window_at
 
 logger = logging.getLogger("deployments.receiver")  # also under `python -m`
 access_logger = logging.getLogger("deployments.receiver.access")
@@ -176,6 +180,36 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def announce_round(model: str, hook: RoundWebhook) -> None:
+    """Emit numerai.round.opened for the model, which the "about to be missed" automations await.
+
+    Only inside a round window: the label names the window, whose length sets the deadline.
+    """
+    window = window_at(dt.datetime.now(dt.UTC))
+    if window is None:
+        return
+    resource = {
+        "prefect.resource.id": f"numerai.model.{model}",
+        "prefect.resource.name": model,
+        "numerai.window": window.name,
+    }
+    related = []
+    if hook.roundNumber is not None:
+        resource["numerai.round"] = str(hook.roundNumber)
+        related.append(
+            {
+                "prefect.resource.id": f"numerai.round.{hook.roundNumber}",
+                "prefect.resource.role": "round",
+            }
+        )
+    emit_event(
+        event="numerai.round.opened",
+        resource=resource,
+        related=related,
+        payload={"model": model, "round": hook.roundNumber, "trigger_id": hook.triggerId},
+    )
+
+
 class Receiver:
     """The request handlers; holds the settings and the cached deployment id."""
 
@@ -211,6 +245,8 @@ class Receiver:
         except PrefectUnavailable as exc:
             logger.warning("trigger %s for %s: %s", hook.triggerId, model or "all models", exc)
             return _error(503, str(exc))
+        if model is not None and not duplicate:
+            announce_round(model, hook)
         logger.info(
             "trigger %s (round %s, %s%s): flow run %s %s%s",
             *(hook.triggerId, hook.roundNumber, model or "all models"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,15 +13,24 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from prefect.events import emit_event
 
+from blocks import model_block_name
 from model.report import history_summary, merge_history, round_markdown
+from model.schedule import next_retry_after, window_at
 
 ROUND_TABLE_KEY = "numerai-round-report"
 ROUND_MARKDOWN_KEY = "numerai-round-summary"
 
 
 def model_resource(model: str) -> dict[str, str]:
-    """The Prefect event resource standing for one Numerai model."""
-    return {"prefect.resource.id": f"numerai.model.{model}", "prefect.resource.name": model}
+    """The Prefect event resource standing for one Numerai model.
+
+    Its id uses the model's block name, which is all the webhook receiver knows of the model,
+    so that the receiver's numerai.round.opened and the flow's events concern one resource.
+    """
+    return {
+        "prefect.resource.id": f"numerai.model.{model_block_name(model)}",
+        "prefect.resource.name": model,
+    }
 
 
 def round_resource(round_number: int) -> dict[str, str]:
@@ -34,9 +44,17 @@ def round_resource(round_number: int) -> dict[str, str]:
 
 def emit_submission_event(kind: str, model: str, round_number: int, **payload: Any) -> None:
     """Emit numerai.submission.<kind> (uploaded, verified, failed, skipped) for a model's round."""
+    now = dt.datetime.now(dt.UTC)
+    resource = {**model_resource(model), "numerai.round": str(round_number)}
+    # The label the "about to be missed" automations match on, as on numerai.round.opened.
+    if (window := window_at(now)) is not None:
+        resource["numerai.window"] = window.name
+    if kind == "failed":
+        retry = next_retry_after(now)
+        payload.setdefault("next_retry", retry.isoformat() if retry else None)
     emit_event(
         event=f"numerai.submission.{kind}",
-        resource={**model_resource(model), "numerai.round": str(round_number)},
+        resource=resource,
         related=[round_resource(round_number)],
         payload={"model": model, "round": round_number, **payload},
     )

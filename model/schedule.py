@@ -92,6 +92,16 @@ def retry_offsets(window: RoundWindow) -> list[dt.timedelta]:
     return offsets
 
 
+def next_retry_after(moment: dt.datetime) -> dt.datetime | None:
+    """The first round-retry run scheduled after ``moment`` in the window open then, if any."""
+    window = window_at(moment)
+    if window is None:
+        return None
+    opens, _ = window.occurrence(moment)
+    later = [opens + offset for offset in retry_offsets(window) if opens + offset > moment]
+    return min(later, default=None)
+
+
 def retry_crons() -> list[str]:
     """Cron expressions (UTC) for every retry of every window, one per time of day."""
     days_by_time: dict[tuple[int, int], set[int]] = defaultdict(set)

@@ -453,3 +453,40 @@ def test_cloud_automation_runs_on_a_real_server(deployment_id: UUID) -> None:
             client.delete_automation(automation_id)
     (run,) = runs
     assert run.parameters["models"] == ["example-small"]
+
+
+@pytest.mark.parametrize("window_open", [True, False])
+def test_round_opened_event_is_emitted_inside_a_window_only(
+    receiver: str,
+    webhook_secret: str,
+    prefect_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    window_open: bool,
+) -> None:
+    from model.schedule import ROUND_WINDOWS
+
+    tuesday = ROUND_WINDOWS[0]
+    monkeypatch.setattr(receiver_module, "window_at", lambda _: tuesday if window_open else None)
+    model = f"opened-{uuid.uuid4().hex[:8]}"
+    trigger = _trigger()
+    body = {"triggerId": trigger, "roundNumber": 4242}
+    assert _post(f"{receiver}/webhook/{webhook_secret}/{model}", body).status_code == 200
+
+    def opened() -> list[dict[str, Any]]:
+        response = httpx.post(
+            f"{prefect_server}/events/filter",
+            json={"filter": {"event": {"name": ["numerai.round.opened"]}}, "limit": 50},
+        )
+        return [e for e in response.json()["events"] if e["payload"].get("trigger_id") == trigger]
+
+    deadline = time.monotonic() + (15 if window_open else 3)
+    while not (events := opened()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    if not window_open:
+        assert events == []
+        return
+    [event] = events
+    assert event["resource"]["prefect.resource.id"] == f"numerai.model.{model}"
+    assert event["resource"]["numerai.window"] == "tuesday"
+    assert event["resource"]["numerai.round"] == "4242"
+    assert webhook_secret not in json.dumps(event)

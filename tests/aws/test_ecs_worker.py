@@ -1,0 +1,203 @@
+"""A real prefect-aws ECS worker against moto: the round's task on Fargate, and an OOM crash."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+
+from deployments.aws import stack
+from deployments.aws.pool import apply_work_pool, base_job_template, size
+from tests.aws.conftest import aws_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = "numerai-prefect-ecs"
+POOL = "numerai-ecs-test"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/numerai-prefect:0123456789ab"
+WORKER_KEY = "AKIDWORKER"  # the worker's calls are told apart from the test's by access key
+T = TypeVar("T")
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def ecs_stack(aws: str) -> Iterator[dict[str, str]]:
+    """The stack on moto, plus the keys secret moto's CloudFormation cannot make."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = stack.deploy(STACK, poll_seconds=1)
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"{STACK}/numerai-keys", SecretString='{"public_id": "", "secret_key": ""}'
+    )
+    outputs["NumeraiKeysSecretArn"] = secret["ARN"]
+    yield outputs
+    stack.delete(STACK, poll_seconds=1)
+
+
+def recorded_actions(path: Path) -> set[str]:
+    """service:Action of every request the worker made (from moto's request recorder)."""
+    actions = set()
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        headers = {k.lower(): v for k, v in entry["headers"].items()}
+        credential = re.search(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/", headers["authorization"])
+        if not credential or credential.group(1) != WORKER_KEY:
+            continue
+        service = {"monitoring": "cloudwatch"}.get(credential.group(2), credential.group(2))
+        if target := headers.get("x-amz-target"):
+            action = target.rsplit(".", 1)[-1]
+        else:
+            body = entry["body"] or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            action = re.search(r"Action=(\w+)", body + entry["url"]).group(1)  # type: ignore[union-attr]
+        actions.add(f"{service}:{action}")
+    return actions
+
+
+def worker_role_actions() -> set[str]:
+    role = stack.load_template(stack.TEMPLATE.read_text())["Resources"]["WorkerRole"]
+    actions: set[str] = set()
+    for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+        listed = statement["Action"]
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def stopped_event(task: dict[str, Any], exit_code: int, reason: str) -> dict[str, Any]:
+    """An ECS "Task State Change" event as EventBridge delivers it, for a STOPPED task."""
+    return {
+        "Source": "aws.ecs",
+        "DetailType": "ECS Task State Change",
+        "Detail": json.dumps(
+            {
+                "taskArn": task["taskArn"],
+                "clusterArn": task["clusterArn"],
+                "taskDefinitionArn": task["taskDefinitionArn"],
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "EssentialContainerExited",
+                "stoppedReason": "Essential container in task exited",
+                "containers": [{"name": "prefect", "exitCode": exit_code, "reason": reason}],
+            }
+        ),
+    }
+
+
+def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
+    prefect_server: str, ecs_stack: dict[str, str], tmp_path: Path
+) -> None:
+    from moto.moto_api import recorder
+
+    apply_work_pool(POOL, base_job_template(ecs_stack))
+    config = yaml.safe_load((ROOT / "deployments/aws/prefect-ecs.yaml").read_text())
+    round_deployment = next(d for d in config["deployments"] if d["name"] == "round")
+    job_variables = {**round_deployment["work_pool"]["job_variables"], "image": IMAGE}
+    job_variables.update(size("cpu-md"))  # a size picked per deployment
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("submit-round")
+        deployment_id = client.create_deployment(
+            flow_id=flow_id,
+            name="round-ecs-test",
+            work_pool_name=POOL,
+            entrypoint=round_deployment["entrypoint"],
+            parameters=round_deployment["parameters"],
+            job_variables=job_variables,
+            pull_steps=config["pull"],
+        )
+        flow_run = client.create_flow_run_from_deployment(deployment_id)
+
+    recording = tmp_path / "moto-recording.jsonl"
+    recording.touch()
+    recorder._location = str(recording)
+    recorder.start_recording()
+    env = {
+        **os.environ,
+        **aws_environment(os.environ["AWS_ENDPOINT_URL"], access_key=WORKER_KEY),
+        "PREFECT_API_URL": prefect_server,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": ecs_stack["EventsQueueName"],
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "ecs"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ecs = boto3.client("ecs")
+        cluster = ecs_stack["ClusterArn"]
+        task_arns = wait_for("RunTask", lambda: ecs.list_tasks(cluster=cluster)["taskArns"])
+        task = ecs.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"][0]
+        tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+        assert tags["prefect.io/flow-run-id"] == str(flow_run.id)
+
+        definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])
+        taskdef = definition["taskDefinition"]
+        assert (int(taskdef["cpu"]), int(taskdef["memory"])) == (2048, 4096)
+        assert taskdef["requiresCompatibilities"] == ["FARGATE"]
+        assert taskdef["networkMode"] == "awsvpc"
+        assert taskdef["executionRoleArn"] == ecs_stack["ExecutionRoleArn"]
+        container = taskdef["containerDefinitions"][0]
+        assert container["image"] == IMAGE
+        arn = ecs_stack["NumeraiKeysSecretArn"]
+        assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
+            "NUMERAI_PUBLIC_ID": f"{arn}:public_id::",
+            "NUMERAI_SECRET_KEY": f"{arn}:secret_key::",
+        }
+        options = container["logConfiguration"]["options"]
+        assert options["awslogs-group"] == ecs_stack["LogGroupName"]
+        # No key value anywhere in what ECS holds: only references.
+        assert 'secret_key":' not in json.dumps(definition)
+
+        # ECS reports the container killed for memory (exit 137) through EventBridge -> SQS.
+        events = boto3.client("events")
+        reason = "OutOfMemoryError: Container killed due to memory usage"
+        events.put_events(Entries=[stopped_event(task, 137, reason)])
+
+        def crashed() -> Any:
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(flow_run.id).state
+            return state if state is not None and state.is_crashed() else None
+
+        state = wait_for("the run to be Crashed", crashed, timeout=90)
+        assert "prefect" in (state.message or "")
+    finally:
+        recorder.stop_recording()
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+        print((tmp_path / "worker.log").read_text()[-4000:])
+
+    called = recorded_actions(recording)
+    assert {"ecs:RegisterTaskDefinition", "ecs:RunTask", "sqs:ReceiveMessage"} <= called
+    assert called <= worker_role_actions(), called - worker_role_actions()
