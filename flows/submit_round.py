@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
 
@@ -28,6 +30,7 @@ from .tasks import (
 )
 
 CLASSIC = 8
+ENV_KEYS = ("NUMERAI_PUBLIC_ID", "NUMERAI_SECRET_KEY")
 
 
 @dataclass
@@ -125,6 +128,24 @@ def submit_model(
         raise ModelFailed(report) from exc
 
 
+def load_credentials(block_name: str) -> NumeraiCredentials:
+    """The credentials block; in a container without it, the keys ECS injects as variables."""
+    try:
+        return cast(NumeraiCredentials, NumeraiCredentials.load(block_name))
+    except ValueError as missing:
+        public_id, secret_key = (os.environ.get(v) for v in ENV_KEYS)
+        if not (public_id and secret_key):
+            raise ValueError(
+                f"No Numerai Credentials block named {block_name!r}, and no "
+                f"{' / '.join(ENV_KEYS)} in the environment: save the block (`setup`)"
+            ) from missing
+        return NumeraiCredentials(
+            public_id=public_id,
+            secret_key=SecretStr(secret_key),
+            api_url=os.environ.get("NUMERAI_API_URL") or None,
+        )
+
+
 def load_model_configs(names: list[str] | None) -> list[NumeraiModel]:
     """The named model blocks, or every saved one."""
     if not names:
@@ -161,7 +182,7 @@ def submit_round(
 ) -> State[Any]:
     """Submit the open round for every configured model; one model's failure spares the rest."""
     logger = get_run_logger()
-    credentials = cast(NumeraiCredentials, NumeraiCredentials.load(credentials_block))
+    credentials = load_credentials(credentials_block)
     configs = load_model_configs(models)
     if not configs:
         return Failed(message="No Numerai Model blocks are saved: nothing to submit")

@@ -46,12 +46,9 @@ class Round:
         """Run submit-round in-process against the Prefect server; returns the final state."""
         from flows import submit_round
 
+        kwargs.setdefault("credentials_block", self.credentials_block)
         return submit_round(
-            models=models,
-            credentials_block=self.credentials_block,
-            data_dir=str(self.tmp / "data"),
-            return_state=True,
-            **kwargs,
+            models=models, data_dir=str(self.tmp / "data"), return_state=True, **kwargs
         )
 
 

@@ -243,3 +243,24 @@ def test_markdown_report_and_model_history_artifacts(open_round: Round) -> None:
     history = latest[history_key(name)]
     assert "1 rounds, 1 verified" in (history.description or "")
     assert name in markdown
+
+
+def test_credentials_fall_back_to_the_environment_without_a_block(
+    open_round: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alpha = open_round.save_model("alpha")
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", open_round.sandbox.public_id)
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", open_round.sandbox.secret_key)
+    monkeypatch.setenv("NUMERAI_API_URL", open_round.sandbox.api_url)
+    state = open_round.run([alpha], credentials_block="no-such-block")
+    assert state.is_completed(), state.message
+
+
+def test_missing_credentials_name_the_block_and_the_variables(
+    open_round: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
+    monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
+    state = open_round.run(["alpha"], credentials_block="no-such-block")
+    assert state.is_failed()
+    assert "no-such-block" in state.message and "NUMERAI_PUBLIC_ID" in state.message
