@@ -101,6 +101,9 @@ CredentialsBlock = Annotated[
     str, typer.Option("--credentials-block", help="Name of the Numerai Credentials block.")
 ]
 PoolOption = Annotated[str, typer.Option("--pool", help="The process work pool the runs use.")]
+AwsStack = Annotated[
+    str, typer.Option("--aws-stack", help="Name of the CloudFormation stack (with --aws).")
+]
 WebhookUrl = Annotated[
     str | None,
     typer.Option(
@@ -501,10 +504,33 @@ def setup(
         Path | None,
         typer.Option(help="Where example models are trained (default: .numerai/MODE)."),
     ] = None,
+    notify: Annotated[
+        str | None,
+        typer.Option(
+            "--notify",
+            metavar="slack|webhook|email",
+            help="Save a notifier and apply the automations (failures, stuck runs, misses). "
+            "Slack/webhook read NUMERAI_NOTIFY_URL; e-mail reads NUMERAI_NOTIFY_EMAIL_TO and "
+            "NUMERAI_SMTP_SERVER/_PORT/_USERNAME/_PASSWORD/_FROM.",
+        ),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Also notify each verified submission.")
+    ] = False,
+    aws: Annotated[
+        bool,
+        typer.Option(
+            "--aws",
+            help="Deploy the CloudFormation stack, store the keys in its secret and create the "
+            "ECS work pool (AWS credentials from the environment).",
+        ),
+    ] = False,
+    aws_stack: AwsStack = "numerai-prefect",
 ) -> None:
     """Save the blocks, create the work pool, optionally deploy and register the webhooks."""
     base = webhook_url.rstrip("/") if webhook_url else None
     secret = _webhook_secret() if base else ""  # refuse before changing anything
+    notifier_settings = _notifier_settings(notify) if notify else None
     entries = _read_entries(models_file)
     results = _Results("numerai-prefect setup")
     credentials = _save_credentials(credentials_block, results)
@@ -519,6 +545,9 @@ def setup(
         _deploy(pool, results)
     if base:
         _register_webhooks(credentials, entries, base, secret, results)
+    _apply_automations(notify, notifier_settings, summary, results)
+    if aws:
+        _setup_aws(aws_stack, credentials, results)
     results.show()
     if results.failed:
         _fail(f"{results.failed} step(s) failed: see the table above")
@@ -526,6 +555,89 @@ def setup(
         console.print(f"[green]Set up: {results.changed} change(s).[/]")
     else:
         console.print("[green]Nothing changed: everything was already set up.[/]")
+
+
+def _notifier_settings(kind: str) -> dict[str, object]:
+    """The chosen notifier's settings from the environment; refuse clearly when one is missing."""
+    from deployments.notifications import NOTIFIER_KINDS
+
+    if kind not in NOTIFIER_KINDS:
+        _fail(f"--notify {kind}: choose one of {', '.join(NOTIFIER_KINDS)}")
+    env = os.environ.get
+    if kind in ("slack", "webhook"):
+        url = env("NUMERAI_NOTIFY_URL")
+        if not url:
+            _fail(
+                f"--notify {kind} needs NUMERAI_NOTIFY_URL", "export NUMERAI_NOTIFY_URL=https://..."
+            )
+        settings: dict[str, object] = {"url": url}
+        if kind == "webhook" and env("NUMERAI_NOTIFY_TOKEN"):
+            settings["token"] = env("NUMERAI_NOTIFY_TOKEN")
+        return settings
+    to, server = env("NUMERAI_NOTIFY_EMAIL_TO"), env("NUMERAI_SMTP_SERVER")
+    if not (to and server):
+        _fail("--notify email needs NUMERAI_NOTIFY_EMAIL_TO and NUMERAI_SMTP_SERVER")
+    port = env("NUMERAI_SMTP_PORT")
+    return {
+        "email_to": [address.strip() for address in to.split(",")],
+        "smtp_server": server,
+        "smtp_port": int(port) if port else None,
+        "username": env("NUMERAI_SMTP_USERNAME"),
+        "password": env("NUMERAI_SMTP_PASSWORD"),
+        "email_from": env("NUMERAI_SMTP_FROM"),
+    }
+
+
+def _apply_automations(
+    kind: str | None, settings: dict[str, object] | None, summary: bool, results: _Results
+) -> None:
+    """Save the notifier (when asked) and create or update the automations that use it."""
+    from deployments.automations import apply_automations
+    from deployments.notifications import NOTIFIER_BLOCK_NAME, save_notifier
+
+    if kind and settings is not None:
+        block_id = save_notifier(kind, **settings)  # type: ignore[arg-type]
+        results.add("notifier", NOTIFIER_BLOCK_NAME, f"saved ({kind})", changed=True)
+    else:
+        with _prefect() as client:
+            try:
+                block_id = client.read_block_document_by_name(
+                    NOTIFIER_BLOCK_NAME, block_type_slug=_notifier_slug(client)
+                ).id
+            except (ObjectNotFound, LookupError):
+                results.add("automations", "-", "no notifier: run setup --notify to add them")
+                return
+    for name, outcome in apply_automations(block_id, summary=summary):
+        results.add("automation", name, outcome, changed=outcome != "unchanged")
+
+
+def _notifier_slug(client: SyncPrefectClient) -> str:
+    """The block type of the saved notifier, whichever kind it is."""
+    from deployments.notifications import NOTIFIER_BLOCK_NAME
+
+    for document in client.read_block_documents():
+        if document.name == NOTIFIER_BLOCK_NAME and document.block_type:
+            return document.block_type.slug
+    raise LookupError(NOTIFIER_BLOCK_NAME)
+
+
+def _setup_aws(stack_name: str, credentials: NumeraiCredentials, results: _Results) -> None:
+    """Deploy the stack, put the keys in its secret, and create the ECS pool from its outputs."""
+    from deployments.aws import pool as ecs_pool
+    from deployments.aws import stack
+
+    with console.status(f"Deploying CloudFormation stack {stack_name} (minutes)…"):
+        outputs = stack.deploy(stack_name)
+    results.add("aws stack", stack_name, "deployed", changed=True)
+    stack.put_numerai_keys(
+        outputs["NumeraiKeysSecretArn"],
+        credentials.public_id,
+        credentials.secret_key.get_secret_value(),
+    )
+    results.add("aws secret", "Numerai keys", "stored in Secrets Manager", changed=True)
+    pool_name = outputs.get("WorkPoolName", "numerai-ecs")
+    ecs_pool.apply_work_pool(pool_name, ecs_pool.base_job_template(outputs))
+    results.add("work pool", pool_name, "created or updated (ecs)", changed=True)
 
 
 # -- test --------------------------------------------------------------------------------
@@ -1162,6 +1274,40 @@ def _remove_webhooks(credentials: NumeraiCredentials, entries: list[ModelEntry],
             results.add("webhook", entry.name, "removed", changed=True)
 
 
+def _remove_automations(client: SyncPrefectClient, results: _Results) -> None:
+    """Delete the automations and the notifier that setup --notify created."""
+    from deployments.automations import PREFIX
+    from deployments.notifications import NOTIFIER_BLOCK_NAME
+
+    for automation in client.read_automations():
+        if automation.name.startswith(PREFIX):
+            client.delete_automation(automation.id)
+            results.add("automation", automation.name, "removed", changed=True)
+    for document in client.read_block_documents():
+        if document.name == NOTIFIER_BLOCK_NAME:
+            client.delete_block_document(document.id)
+            results.add("notifier", NOTIFIER_BLOCK_NAME, "removed", changed=True)
+
+
+def _teardown_aws(stack_name: str, results: _Results) -> None:
+    """Delete the ECS pool and the CloudFormation stack."""
+    from deployments.aws import stack
+
+    if stack.status(stack_name) is None:
+        results.add("aws stack", stack_name, "absent")
+        return
+    pool_name = stack.outputs(stack_name).get("WorkPoolName", "numerai-ecs")
+    with _prefect() as client:
+        try:
+            client.delete_work_pool(pool_name)
+            results.add("work pool", pool_name, "removed", changed=True)
+        except ObjectNotFound:
+            pass
+    with console.status(f"Deleting CloudFormation stack {stack_name} (minutes)…"):
+        stack.delete(stack_name)
+    results.add("aws stack", stack_name, "deleted", changed=True)
+
+
 @app.command()
 @_friendly
 def teardown(
@@ -1169,6 +1315,10 @@ def teardown(
     pool: PoolOption = DEFAULT_POOL,
     models_file: ModelsFile = ROOT / "models.toml",
     credentials_block: CredentialsBlock = DEFAULT_CREDENTIALS,
+    aws: Annotated[
+        bool, typer.Option("--aws", help="Also delete the CloudFormation stack and its pool.")
+    ] = False,
+    aws_stack: AwsStack = "numerai-prefect",
 ) -> None:
     """Remove what setup created: webhooks, submit-round deployments, blocks, the work pool."""
     entries = _read_entries(models_file)
@@ -1179,6 +1329,9 @@ def teardown(
     console.print(f"  • the Numerai Model blocks {', '.join(blocks)}")
     console.print(f"  • the Numerai Credentials block {credentials_block}")
     console.print(f"  • the work pool {pool} (only if setup created it)")
+    console.print("  • the numerai-* automations and the numerai-notify notifier")
+    if aws:
+        console.print(f"  • the CloudFormation stack {aws_stack} (ECR images, logs, secret)")
     if not yes:
         typer.confirm("Remove all of this?", abort=True)
     results = _Results("numerai-prefect teardown")
@@ -1216,6 +1369,9 @@ def teardown(
                 results.add("work pool", pool, "removed", changed=True)
             else:
                 results.add("work pool", pool, "kept: not created by setup")
+        _remove_automations(client, results)
+    if aws:
+        _teardown_aws(aws_stack, results)
     results.show()
     if results.failed:
         raise typer.Exit(1)

@@ -209,3 +209,42 @@ def test_test_follows_the_webhook_run_to_a_verified_submission(
             doctor = project.cli("doctor", "--webhook-url", base)
             assert doctor.exit_code == 0
             assert "All checks passed" in doctor.output
+
+
+def test_setup_notify_applies_the_automations_once_and_teardown_removes_them(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    monkeypatch.setenv("NUMERAI_NOTIFY_URL", "http://127.0.0.1:9/hooks/private-token")
+    first = project.cli("setup", "--notify", "webhook")
+    assert first.exit_code == 0, first.output
+    assert "numerai-run-failed" in first.output and "created" in first.output
+    assert "private-token" not in first.output
+
+    def ours() -> list[str]:
+        with get_client(sync_client=True) as client:
+            return sorted(
+                a.name for a in client.read_automations() if a.name.startswith("numerai-")
+            )
+
+    applied = ours()
+    assert "numerai-run-failed" in applied and "numerai-round-about-to-be-missed-1h" in applied
+    second = project.cli("setup")
+    assert second.exit_code == 0, second.output
+    assert "Nothing changed" in second.output
+    assert ours() == applied  # no duplicates
+
+    gone = project.cli("teardown", "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert ours() == []
+
+
+def test_setup_notify_without_its_settings_fails_before_changing_anything(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NUMERAI_NOTIFY_URL", raising=False)
+    result = project.cli("setup", "--notify", "slack")
+    assert result.exit_code == 1
+    assert "NUMERAI_NOTIFY_URL" in result.output
+    assert not _pool_exists(project.pool)
