@@ -10,7 +10,7 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS build
 # A CA bundle for pip behind a TLS-intercepting proxy: a path, passed only to this stage.
 ARG PIP_CERT
-ARG REQUIREMENTS=requirements.lock
+ARG REQUIREMENTS=requirements-image.lock
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src

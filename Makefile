@@ -41,8 +41,9 @@ typecheck: venv  ## mypy
 
 check: lint typecheck test  ## Everything CI runs
 
-lock: venv  ## Re-resolve requirements.lock from pyproject.toml
+lock: venv  ## Re-resolve requirements.lock (all) and requirements-image.lock (runtime) from pyproject.toml
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+	$(UV) pip compile pyproject.toml --python-version 3.11 --no-header -o requirements-image.lock
 
 ui: venv  ## Start the local Prefect server (UI on http://127.0.0.1:4200) with the runs of `make run`
 	PREFECT_HOME=.numerai/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200

@@ -72,7 +72,7 @@ def test_image_installs_exactly_the_lock(image: str) -> None:
         normalized(n) + "==" + v
         for n, _, v in (
             line.split(";")[0].strip().partition("==")
-            for line in (ROOT / "requirements.lock").read_text().splitlines()
+            for line in (ROOT / "requirements-image.lock").read_text().splitlines()
             if line and not line.startswith((" ", "#"))
         )
     }

