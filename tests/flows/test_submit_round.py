@@ -111,6 +111,7 @@ def test_a_model_already_submitted_this_round_is_skipped(open_round: Round) -> N
         Fault("http_status", status=500, times=3),
         Fault("http_status", operation="submissions", status=503, times=2),
         Fault("hang", operation="submissions", seconds=30, times=1),
+        Fault("slow", operation="rounds", seconds=1, times=3),
         Fault("truncate_download", operation="download", times=1),
         Fault("corrupt_download", operation="download", times=1),
         Fault("drop_upload", operation="upload", times=1),
