@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -210,6 +211,9 @@ def announce_round(model: str, hook: RoundWebhook) -> None:
     )
 
 
+RECENT_TRIGGERS = 1024  # runs remembered per receiver process, by idempotency key
+
+
 class Receiver:
     """The request handlers; holds the settings and the cached deployment id."""
 
@@ -217,6 +221,10 @@ class Receiver:
         self.settings = settings
         self._deployment_id: UUID | None = None
         self._secret = settings.secret.encode()
+        # Repeated deliveries of one trigger wait for the first and reuse its run, instead of
+        # racing to Prefect (its SQLite answers concurrent writes of one key with 503s).
+        self._pending: dict[str, asyncio.Lock] = {}
+        self._recent: OrderedDict[str, FlowRun] = OrderedDict()
 
     async def health(self, request: Request) -> Response:
         """Liveness: no secret, no Prefect call."""
@@ -278,11 +286,29 @@ class Receiver:
         return self._deployment_id
 
     async def create_run(self, hook: RoundWebhook, model: str | None) -> tuple[FlowRun, bool]:
-        """Create the trigger's run (Prefect returns the existing one for a repeated key)."""
+        """The trigger's run: remembered, or created once (Prefect dedupes a repeated key too)."""
+        key = f"numerai-trigger-{model or 'all'}-{hook.triggerId}"
+        lock = self._pending.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                if key in self._recent:
+                    self._recent.move_to_end(key)
+                    return self._recent[key], True
+                run, duplicate = await self._create_run(hook, model, key)
+                self._recent[key] = run
+                while len(self._recent) > RECENT_TRIGGERS:
+                    self._recent.popitem(last=False)
+                return run, duplicate
+        finally:
+            if not lock.locked() and self._pending.get(key) is lock:
+                del self._pending[key]
+
+    async def _create_run(
+        self, hook: RoundWebhook, model: str | None, key: str
+    ) -> tuple[FlowRun, bool]:
         parameters: dict[str, Any] = {"trigger_id": hook.triggerId}
         if model is not None:
             parameters["models"] = [model]
-        key = f"numerai-trigger-{model or 'all'}-{hook.triggerId}"
         statuses: list[int] = []
 
         async def remember(response: httpx.Response) -> None:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
 from typing import Any, cast
 
 import cloudpickle
@@ -28,6 +27,7 @@ from blocks import model_block_name
 from deployments.cli import app
 from sandbox import Sandbox
 from tests.flows.conftest import rank_first_feature
+from tests.support import prefect_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 # Commands that take these options.
@@ -154,13 +154,6 @@ def project(
             _cleanup(project)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (closed again at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def receiver(secret: str, prefect_api_url: str) -> Iterator[str]:
     """The webhook receiver under uvicorn in a thread; yields its base URL."""
@@ -187,27 +180,6 @@ def receiver(secret: str, prefect_api_url: str) -> Iterator[str]:
         sock.close()
 
 
-@contextlib.contextmanager
-def worker(pool: str, prefect_api_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(pool: str, prefect_api_url: str, log: Path) -> AbstractContextManager[Popen[bytes]]:
     """A real process worker polling the pool every second; stopped on exit."""
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_api_url,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type",
-             "process"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return prefect_worker(pool, {"PREFECT_API_URL": prefect_api_url}, log)

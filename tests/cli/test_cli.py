@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from blocks import NumeraiCredentials, NumeraiModel
 from deployments.cli import app
+from tests.support import free_port
 
-from .conftest import Project, free_port, receiver, worker
+from .conftest import Project, receiver, worker
 
 pytestmark = pytest.mark.integration
 

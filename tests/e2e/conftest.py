@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from blocks import NumeraiCredentials, NumeraiModel
 from sandbox import Sandbox
 from tests.flows.conftest import rank_first_feature
+from tests.support import ROOT, background, free_port, prefect_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 POOL = "numerai-local"
 
 
@@ -59,23 +59,12 @@ def deployed(prefect_env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def worker(deployed: None, prefect_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+def worker(
+    deployed: None, prefect_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real process worker polling the pool every second (stopped before the server)."""
-    log = (tmp_path_factory.mktemp("worker") / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
-        cwd=ROOT,
-        env=prefect_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with prefect_worker(POOL, prefect_env, tmp_path_factory.mktemp("worker") / "worker.log") as w:
+        yield w
 
 
 @dataclass
@@ -133,33 +122,29 @@ def wait_for_final(flow_run_id: object, timeout: float = 120) -> FlowRun:
 
 
 @pytest.fixture(scope="session")
-def receiver(deployed: None, prefect_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+def receiver(
+    deployed: None, prefect_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """The webhook receiver as its own uvicorn process: (base URL, secret)."""
     import secrets
-    import socket
 
     import httpx
 
     secret = secrets.token_urlsafe(32)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "deployments.receiver", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env={**prefect_env, "NUMERAI_WEBHOOK_SECRET": secret},
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("receiver did not start")
-        time.sleep(0.2)
-    yield url, secret
-    process.terminate()
-    process.wait(timeout=10)
+    args = ["-m", "deployments.receiver", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**prefect_env, "NUMERAI_WEBHOOK_SECRET": secret}
+    log = tmp_path_factory.mktemp("receiver") / "receiver.log"
+    with background(args, env, log) as process:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("receiver did not start")
+            time.sleep(0.2)
+        yield url, secret

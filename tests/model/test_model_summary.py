@@ -27,7 +27,9 @@ def test_summary_aligns_ids_with_example(good_submission: pd.DataFrame) -> None:
     summary = prediction_summary(good_submission, example)
     assert summary["example_overlap"] == 300
     assert summary["corr_with_example"] == 1.0
-    assert all(isinstance(v, int | float) for v in summary.values())
+    scalars = {k: v for k, v in summary.items() if not k.endswith("histogram")}
+    assert all(isinstance(v, int | float) for v in scalars.values())
+    assert sum(summary["histogram"]) == 300 and len(summary["example_histogram"]) == 10
     json.dumps(summary)
 
 
