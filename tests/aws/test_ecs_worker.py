@@ -201,3 +201,90 @@ def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
     called = recorded_actions(recording)
     assert {"ecs:RegisterTaskDefinition", "ecs:RunTask", "sqs:ReceiveMessage"} <= called
     assert called <= worker_role_actions(), called - worker_role_actions()
+
+
+FAILED_TO_START = {
+    "image missing": "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+    "failed to resolve ref numerai-prefect:gone: not found",
+    "task fails to start": "ResourceInitializationError: unable to pull secrets or registry auth",
+    "capacity unavailable": "Capacity is unavailable at this time. Please try again later.",
+}
+
+
+def failed_to_start_event(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A STOPPED event for a task ECS could not start: no containers ran at all."""
+    return {
+        "Source": "aws.ecs",
+        "DetailType": "ECS Task State Change",
+        "Detail": json.dumps(
+            {
+                "taskArn": task["taskArn"],
+                "clusterArn": task["clusterArn"],
+                "taskDefinitionArn": task["taskDefinitionArn"],
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "TaskFailedToStart",
+                "stoppedReason": reason,
+                "containers": [],
+            }
+        ),
+    }
+
+
+def test_tasks_that_never_start_crash_their_runs_saying_why(
+    prefect_server: str, ecs_stack: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.support import prefect_worker
+
+    pool = f"{POOL}-start"
+    apply_work_pool(pool, base_job_template(ecs_stack))
+    config = yaml.safe_load((ROOT / "deployments/aws/prefect-ecs.yaml").read_text())
+    round_deployment = next(d for d in config["deployments"] if d["name"] == "round")
+    with get_client(sync_client=True) as client:
+        deployment_id = client.create_deployment(
+            flow_id=client.create_flow_from_name("submit-round"),
+            name="round-ecs-start-test",
+            work_pool_name=pool,
+            entrypoint=round_deployment["entrypoint"],
+            job_variables={**round_deployment["work_pool"]["job_variables"], "image": IMAGE},
+            pull_steps=config["pull"],
+        )
+        runs = {
+            label: client.create_flow_run_from_deployment(deployment_id).id
+            for label in FAILED_TO_START
+        }
+    env = {
+        **aws_environment(os.environ["AWS_ENDPOINT_URL"], access_key=WORKER_KEY),
+        "PREFECT_API_URL": prefect_server,
+        "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": ecs_stack["EventsQueueName"],
+    }
+    ecs, events = boto3.client("ecs"), boto3.client("events")
+    cluster = ecs_stack["ClusterArn"]
+    with prefect_worker(pool, env, tmp_path / "worker.log", worker_type="ecs"):
+
+        def started() -> dict[str, dict[str, Any]] | None:
+            arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+            tasks = ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"]
+            by_run = {
+                t["value"]: task
+                for task in tasks
+                for t in task.get("tags", [])
+                if t["key"] == "prefect.io/flow-run-id"
+            }
+            wanted = {str(run_id) for run_id in runs.values()}
+            return by_run if wanted <= set(by_run) else None
+
+        tasks = wait_for("RunTask for every run", started, timeout=90)
+        for label, run_id in runs.items():
+            reason = FAILED_TO_START[label]
+            events.put_events(Entries=[failed_to_start_event(tasks[str(run_id)], reason)])
+
+        for label, run_id in runs.items():
+
+            def crashed(run_id: Any = run_id) -> Any:
+                with get_client(sync_client=True) as client:
+                    state = client.read_flow_run(run_id).state
+                return state if state is not None and state.is_crashed() else None
+
+            state = wait_for(f"{label}: the run to be Crashed", crashed, timeout=90)
+            assert FAILED_TO_START[label].split(":")[0] in (state.message or ""), state.message
