@@ -22,6 +22,7 @@ import requests
 from numerapi import base_api
 
 CLASSIC = 8
+SIGNALS = 11
 
 # Phrases of GraphQL errors that no retry can fix.
 _PERMANENT_PHRASES = ("invalid credentials", "api keys required", "not authorized", "permission")
@@ -200,6 +201,22 @@ class NumeraiAPI(numerapi.NumerAPI):
         if "data" not in result:
             raise NumeraiUnavailable(f"{url} answered without data")
         return result
+
+    def upload_predictions(
+        self,
+        file_path: str = "predictions.csv",
+        model_id: str | None = None,
+        df: pd.DataFrame | None = None,
+        data_datestamp: int | None = None,
+        timeout: float | tuple[float, float] | None = (10, 600),
+    ) -> str:
+        """Upload by this client's tournament's route: Signals has its own auth and mutation."""
+        if self.tournament_id == SIGNALS:
+            # SignalsAPI's upload (submissionUploadSignalsAuth, createSignalsSubmission) needs
+            # only what this client has: raw_query, _upload_auth, tournament_id, logger.
+            signals_upload: Any = numerapi.SignalsAPI.upload_predictions
+            return str(signals_upload(self, file_path, model_id, df, data_datestamp, timeout))
+        return super().upload_predictions(file_path, model_id, df, data_datestamp, timeout)
 
     def current_round(self, tournament: int = CLASSIC) -> RoundInfo | None:
         """The current round, or None when no round is open for submissions."""

@@ -1,7 +1,11 @@
 """Prefect blocks: Numerai API keys and the configuration of one Numerai model."""
 
+from typing import Any
+
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, field_validator
+
+from model.tournaments import tournament as find_tournament
 
 from .client import CLASSIC, NumeraiAPI
 
@@ -82,6 +86,21 @@ class NumeraiModel(Block):
     tournament: int = Field(
         default=CLASSIC, description="The tournament: 8 Classic, 11 Signals, 12 Crypto."
     )
+    data_path: str | None = Field(
+        default=None,
+        description=(
+            "Signals/Crypto: a parquet or CSV file passed to the predictor as its second "
+            "argument (your own daily prices); empty: the second file the API lists, if any."
+        ),
+    )
+
+    @field_validator("tournament", mode="before")
+    @classmethod
+    def _tournament_number(cls, value: Any) -> Any:
+        """Accept a tournament's name ("signals") as well as its number."""
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return find_tournament(value).number
+        return value
 
     @property
     def block_name(self) -> str:

@@ -385,8 +385,10 @@ def _save_model(entry: ModelEntry, predictor: Path, results: _Results) -> None:
         model_id=entry.model_id,
         predictor_path=str(predictor),
         feature_set=entry.feature_set,
+        tournament=entry.tournament_number,
+        data_path=entry.data_path,
     )
-    fields = ("model_name", "model_id", "predictor_path", "feature_set", "tournament")
+    fields = ("model_name", "model_id", "predictor_path", "feature_set", "tournament", "data_path")
     existing = _load_model_block(block)
     if existing is not None and all(getattr(existing, f) == getattr(wanted, f) for f in fields):
         results.add("model block", block, "unchanged")
@@ -1377,6 +1379,43 @@ def teardown(
         raise typer.Exit(1)
     console.print(
         f"[green]Removed {results.changed} item(s).[/]" if results.changed else "Nothing to remove."
+    )
+
+
+@app.command()
+@_friendly
+def new(
+    name: Annotated[str, typer.Argument(help="The model's name on Numerai (letters, digits, _).")],
+    tournament: Annotated[
+        str, typer.Option("--tournament", "-t", help="classic, signals or crypto.")
+    ] = "classic",
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the model's package folder is made.")
+    ] = Path(),
+    models_file: ModelsFile = ROOT / "models.toml",
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the models.toml entry instead of adding it.")
+    ] = False,
+) -> None:
+    """Scaffold a model package (predict, train, requirements, sandbox test) and list it."""
+    from deployments.scaffold import ScaffoldError, scaffold
+
+    try:
+        made = scaffold(name, tournament, directory, None if print_only else models_file)
+    except ScaffoldError as exc:
+        _fail(str(exc))
+    for path in made.files:
+        console.print(f"{OK} created {escape(str(path))}")
+    if made.models_file is None:
+        console.print("Add this to your models.toml:\n\n" + escape(made.entry))
+    else:
+        console.print(f"{OK} added [bold]{escape(name)}[/] to {escape(str(made.models_file))}")
+    package = escape(str(made.package))
+    console.print(
+        "\nNext: "
+        f"`pytest {package}` (runs it against the sandbox), "
+        f"`python {package}/train.py` (writes model.pkl), "
+        "`numerai-prefect setup --deploy` (saves its block, deploys)."
     )
 
 

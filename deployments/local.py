@@ -34,6 +34,15 @@ class ModelEntry:
     predictor: str = "example"
     feature_set: str = "medium"
     model_id: str | None = None
+    tournament: str = "classic"
+    data_path: str | None = None
+
+    @property
+    def tournament_number(self) -> int:
+        """The entry's tournament as Numerai numbers it (8, 11, 12)."""
+        from model.tournaments import tournament
+
+        return tournament(self.tournament).number
 
 
 def read_models(path: Path) -> list[ModelEntry]:
@@ -43,7 +52,9 @@ def read_models(path: Path) -> list[ModelEntry]:
         raise SystemExit(f"{path}: no [[model]] table: configure at least one model")
     models = []
     for index, entry in enumerate(entries, 1):
-        unknown = set(entry) - {"name", "predictor", "feature_set", "model_id"}
+        unknown = set(entry) - {
+            "name", "predictor", "feature_set", "model_id", "tournament", "data_path"
+        }  # fmt: skip
         if unknown or "name" not in entry:
             raise SystemExit(
                 f"{path}: model #{index}: needs 'name'; unknown keys {sorted(unknown)}"
@@ -108,8 +119,9 @@ def numerai_api(models: list[ModelEntry], workdir: Path) -> Iterator[tuple[str, 
     log.info("No Numerai keys set: submitting to the local sandbox")
     with Sandbox(workdir / "sandbox-data", seed=0, size="tiny") as sandbox:
         for entry in models:
-            sandbox.add_model(entry.name)
-        sandbox.open_round()
+            sandbox.add_model(entry.name, tournament=entry.tournament_number)
+        for number in sorted({entry.tournament_number for entry in models}):
+            sandbox.open_round(tournament=number)
         yield sandbox.public_id, sandbox.secret_key, sandbox.api_url
 
 
@@ -179,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 model_id=entry.model_id,
                 predictor_path=str(predictor),
                 feature_set=entry.feature_set,
+                tournament=entry.tournament_number,
+                data_path=entry.data_path,
             )
             block.save(model_block_name(entry.name), overwrite=True)
             names.append(model_block_name(entry.name))

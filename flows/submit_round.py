@@ -14,6 +14,7 @@ from prefect.states import Completed, Failed, State
 from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
+from model.tournaments import tournament
 
 from .reporting import emit_submission_event, publish_round_report, update_model_histories
 from .tasks import (
@@ -51,6 +52,7 @@ class ModelReport:
     error: str | None = None
     histogram: list[int] | None = None
     example_histogram: list[int] | None = None
+    tournament: str = "classic"
 
     @property
     def ok(self) -> bool:
@@ -83,7 +85,14 @@ def submit_model(
 ) -> ModelReport:
     """Predict, validate, upload and verify one model's submission for the open round."""
     logger = get_run_logger()
-    report = ModelReport(model=config.model_name, round=round_info.number)
+    report = ModelReport(
+        model=config.model_name, round=round_info.number, tournament=live.rules.name
+    )
+    if config.tournament != live.tournament:
+        raise ValueError(
+            f"{config.model_name} is a {tournament(config.tournament).name} model, "
+            f"given {live.rules.name} live data"
+        )
     try:
         model_id = model_id_of(config, account)
         existing = find_round_submission(credentials, model_id, round_info.number)
@@ -104,8 +113,9 @@ def submit_model(
             report.status = "invalid"
             raise ValueError(f"predictions not uploaded: {report.validation}")
         submission_id = upload(
-            credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id
-        )
+            credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id,
+            live.tournament,
+        )  # fmt: skip
         report.submission_id = submission_id
         emit_submission_event(
             "uploaded", report.model, report.round, submission_id=submission_id,
@@ -171,6 +181,30 @@ def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
     return rows
 
 
+def _run_model(
+    config: NumeraiModel,
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    live: LiveData,
+    account: dict[str, str],
+    trigger_id: str | None,
+    force: bool,
+) -> ModelReport:
+    """Run one model's subflow and turn however it ended into its report."""
+    state = submit_model(
+        config, credentials, round_info, live, account, trigger_id, force, return_state=True
+    )
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, ModelReport):
+        return outcome
+    if isinstance(outcome, ModelFailed):
+        return outcome.report
+    return ModelReport(
+        config.model_name, round_info.number, error=state.message or "crashed",
+        tournament=live.rules.name,
+    )  # fmt: skip
+
+
 @flow(name="submit-round")
 def submit_round(
     models: list[str] | None = None,
@@ -186,42 +220,60 @@ def submit_round(
     configs = load_model_configs(models)
     if not configs:
         return Failed(message="No Numerai Model blocks are saved: nothing to submit")
-    round_info = resolve_round(credentials, CLASSIC)
-    if round_info is None:
+    by_tournament: dict[int, list[NumeraiModel]] = {}
+    for config in configs:
+        by_tournament.setdefault(config.tournament, []).append(config)
+
+    reports: list[ModelReport] = []
+    rounds: list[RoundInfo] = []
+    not_open: list[str] = []
+    for number, group in by_tournament.items():
+        name = tournament(number).name
+        round_info = resolve_round(credentials, number)
+        if round_info is None:
+            not_open.append(f"no {name} round is open ({len(group)} model(s) not submitted)")
+            logger.info("No %s round is open for submissions", name)
+            continue
+        rounds.append(round_info)
+        logger.info(
+            "Round %s is open until %s UTC (%s)", round_info.number, round_info.close_time, name
+        )
+        try:
+            version = resolve_data_version(
+                credentials, data_version if number == CLASSIC else None, number
+            )
+            live = download_live_data(credentials, round_info.number, version, data_dir, number)
+            account = account_models(credentials, number)
+        except Exception as exc:
+            # This tournament's data or account failed: its models fail, the others go on.
+            error = f"{type(exc).__name__}: {exc}"
+            reports += [
+                ModelReport(c.model_name, round_info.number, error=error, tournament=name)
+                for c in group
+            ]
+            continue
+        for config in group:
+            reports.append(
+                _run_model(config, credentials, round_info, live, account, trigger_id, force)
+            )
+
+    if not rounds:
         message = "No round is open for submissions: nothing submitted"
         logger.info(message)
         return Completed(message=message, data=[])
-    logger.info("Round %s is open until %s UTC", round_info.number, round_info.close_time)
-    version = resolve_data_version(credentials, data_version)
-    live = download_live_data(credentials, round_info.number, version, data_dir)
-    account = account_models(credentials, CLASSIC)
-
-    reports: list[ModelReport] = []
-    for config in configs:
-        state = submit_model(
-            config, credentials, round_info, live, account, trigger_id, force, return_state=True
-        )
-        outcome = state.result(raise_on_failure=False)
-        if isinstance(outcome, ModelReport):
-            reports.append(outcome)
-        elif isinstance(outcome, ModelFailed):
-            reports.append(outcome.report)
-        else:
-            reports.append(
-                ModelReport(config.model_name, round_info.number, error=state.message or "crashed")
-            )
-
+    round_info = rounds[0]
     rows = _report_rows(reports)
     publish_round_report(round_info.number, rows)
     update_model_histories(rows)
     failed = [r for r in reports if not r.ok]
+    closed = "".join(f"; {note}" for note in not_open)
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)
         return Failed(
             message=f"Round {round_info.number}: {len(failed)} of {len(reports)} models failed: "
-            f"{details}",
+            f"{details}{closed}",
             data=reports,
         )
     return Completed(
-        message=f"Round {round_info.number}: {len(reports)} models verified", data=reports
+        message=f"Round {round_info.number}: {len(reports)} models verified{closed}", data=reports
     )

@@ -33,7 +33,9 @@ from blocks.client import trigger_id_env
 from model.data import check_live, feature_names, read_example_predictions, read_live
 from model.predictor import load_predictor
 from model.summary import prediction_summary
-from model.validation import ValidationResult, validate_submission
+from model.ticker_example import read_prices
+from model.tournaments import CLASSIC, Tournament, tournament, version_key
+from model.validation import ValidationResult, validate_submission, validate_ticker_submission
 
 # Retry policy for every Numerai API call: exponential backoff from a base delay that tests and
 # impatient operators can shorten; the whole ladder stays well inside a one-hour round.
@@ -41,12 +43,7 @@ API_RETRIES = int(os.environ.get("NUMERAI_API_RETRIES", "4"))
 API_RETRY_BASE_SECONDS = float(os.environ.get("NUMERAI_RETRY_BASE_SECONDS", "5"))
 # Nothing is uploaded closer than this to the round's close: an upload must finish in time.
 CLOSE_MARGIN = dt.timedelta(seconds=float(os.environ.get("NUMERAI_CLOSE_MARGIN_SECONDS", "15")))
-LIVE_FILES = (
-    "features.json",
-    "live.parquet",
-    "live_example_preds.parquet",
-    "live_benchmark_models.parquet",
-)
+LIVE_FILES = tournament(CLASSIC).live_files
 _MANIFEST = "manifest.json"
 
 
@@ -86,10 +83,16 @@ class LiveData:
     round_number: int
     data_version: str
     directory: Path
+    tournament: int = CLASSIC
 
     def path(self, name: str) -> Path:
-        """Path of one of LIVE_FILES."""
+        """Path of one of the tournament's live files."""
         return self.directory / name
+
+    @property
+    def rules(self) -> Tournament:
+        """The tournament this live data belongs to."""
+        return tournament(self.tournament)
 
 
 @api_task
@@ -102,17 +105,19 @@ def resolve_round(credentials: NumeraiCredentials, tournament: int) -> RoundInfo
 
 
 @api_task
-def resolve_data_version(credentials: NumeraiCredentials, requested: str | None) -> str:
+def resolve_data_version(
+    credentials: NumeraiCredentials, requested: str | None, tournament_number: int = CLASSIC
+) -> str:
     """The data version to use: the requested one if listed, else the newest with live data."""
-    names = credentials.get_client().list_datasets()
-    versions = {name.split("/", 1)[0] for name in names if name.endswith("/live.parquet")}
+    rules = tournament(tournament_number)
+    versions = rules.versions(credentials.get_client(tournament_number).list_datasets())
     if requested:
         if requested not in versions:
             raise ValueError(f"data version {requested} is not listed; listed: {sorted(versions)}")
         return requested
     if not versions:
-        raise ValueError("no data version with live.parquet is listed")
-    return max(versions, key=lambda v: tuple(int(p) for p in v.lstrip("v").split(".")))
+        raise ValueError(f"no {rules.name} data version with {rules.live_file} is listed")
+    return max(versions, key=version_key)
 
 
 def _sha256(path: Path) -> str:
@@ -134,8 +139,19 @@ def _complete(directory: Path) -> bool:
     )
 
 
-def _check_downloaded(directory: Path) -> None:
+def _check_downloaded(directory: Path, rules: Tournament) -> None:
     """Fail unless every file is readable and the live frame has unique ids and its features."""
+    if rules.number != CLASSIC:
+        universe = pd.read_parquet(directory / rules.live_file)
+        offered = [c for c in rules.id_columns if c in universe.columns]
+        if rules.default_id_column not in offered:
+            raise ValueError(f"{rules.live_file} lacks the {rules.default_id_column} column")
+        if universe[rules.default_id_column].isna().any() or len(universe) == 0:
+            raise ValueError(f"{rules.live_file} has no tickers or missing ones")
+        for name in (*rules.live_files, *rules.optional_files):
+            if (directory / name).exists():
+                pd.read_parquet(directory / name)
+        return
     features = feature_names(directory / "features.json", "all")
     live = read_live(directory / "live.parquet", features)
     check_live(live, features)
@@ -159,38 +175,57 @@ def _publish(fresh: Path, target: Path) -> None:
             raise
 
 
+def live_data_dir(data_dir: str, rules: Tournament, data_version: str, round_number: int) -> Path:
+    """Where a round's live data is kept: Classic under its version, others under their name."""
+    base = Path(data_dir) if rules.number == CLASSIC else Path(data_dir) / rules.name
+    return base / data_version / f"round-{round_number}"
+
+
 @api_task
 def download_live_data(
-    credentials: NumeraiCredentials, round_number: int, data_version: str, data_dir: str
+    credentials: NumeraiCredentials,
+    round_number: int,
+    data_version: str,
+    data_dir: str,
+    tournament_number: int = CLASSIC,
 ) -> LiveData:
     """Download a round's live data once, into a fresh folder, and check it before use."""
     logger = get_run_logger()
-    target = Path(data_dir) / data_version / f"round-{round_number}"
+    rules = tournament(tournament_number)
+    target = live_data_dir(data_dir, rules, data_version, round_number)
     if _complete(target):
         logger.info("Live data for round %s (%s) already here", round_number, data_version)
-        return LiveData(round_number, data_version, target)
+        return LiveData(round_number, data_version, target, tournament_number)
     target.parent.mkdir(parents=True, exist_ok=True)
     # A fresh folder each attempt: numerapi appends to leftover .temp files and skips files
     # whose size matches, so a half-written earlier attempt must never be reused.
     fresh = Path(tempfile.mkdtemp(prefix=f".round-{round_number}-", dir=target.parent))
     try:
-        client = credentials.get_client()
-        for name in LIVE_FILES:
+        client = credentials.get_client(tournament_number)
+        names = list(rules.live_files)
+        if rules.optional_files:
+            listed = set(client.list_datasets())
+            names += [n for n in rules.optional_files if rules.dataset(data_version, n) in listed]
+        for name in names:
+            dataset = rules.dataset(data_version, name)
             try:
-                client.download_dataset(f"{data_version}/{name}", str(fresh / name), round_number)
+                client.download_dataset(dataset, str(fresh / name), round_number)
             except requests.RequestException as exc:
-                raise DownloadFailed(f"download of {data_version}/{name} failed: {exc}") from exc
+                raise DownloadFailed(f"download of {dataset} failed: {exc}") from exc
         try:
-            _check_downloaded(fresh)
+            _check_downloaded(fresh, rules)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise DownloadFailed(f"live data of round {round_number} is unusable: {exc}") from exc
-        manifest = {name: _sha256(fresh / name) for name in LIVE_FILES}
+        manifest = {name: _sha256(fresh / name) for name in names}
         (fresh / _MANIFEST).write_text(json.dumps(manifest, indent=1))
         _publish(fresh, target)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
-    logger.info("Downloaded and checked live data for round %s (%s)", round_number, data_version)
-    return LiveData(round_number, data_version, target)
+    logger.info(
+        "Downloaded and checked %s live data for round %s (%s)",
+        *(rules.name, round_number, data_version),
+    )
+    return LiveData(round_number, data_version, target, tournament_number)
 
 
 @api_task
@@ -235,9 +270,42 @@ class PreparedSubmission:
     summary: dict[str, Any]
 
 
+def _second_frame(config: NumeraiModel, live: LiveData) -> pd.DataFrame:
+    """A Signals/Crypto predictor's second argument: the model's own data, or the listed file."""
+    rules = live.rules
+    if config.data_path:
+        return read_prices(config.data_path)
+    if rules.second_file and live.path(rules.second_file).exists():
+        return pd.read_parquet(live.path(rules.second_file))
+    return pd.DataFrame()
+
+
+def _prepare_tickers(config: NumeraiModel, live: LiveData) -> PreparedSubmission:
+    """Signals/Crypto: predict on the live universe, validate by the tournament's rules."""
+    rules = live.rules
+    universe = pd.read_parquet(live.path(rules.live_file))
+    predictor = load_predictor(config.predictor_path)
+    frame = predictor(universe, _second_frame(config, live), tournament=rules)
+    example = None
+    if rules.example_file and live.path(rules.example_file).exists():
+        preds = pd.read_parquet(live.path(rules.example_file))
+        id_col, pred_col = preds.columns[0], preds.columns[-1]
+        example = preds.set_index(id_col)[pred_col].rename("prediction")
+    indexed = frame
+    if len(frame.columns) == 2 and frame.columns[0] in rules.id_columns:
+        indexed = frame.set_index(frame.columns[0])
+    return PreparedSubmission(
+        frame=frame,
+        validation=validate_ticker_submission(frame, universe, rules),
+        summary=prediction_summary(indexed, example),
+    )
+
+
 @task
 def prepare_submission(config: NumeraiModel, live: LiveData) -> PreparedSubmission:
-    """Run the model's predictor on the live features it reads, then check and summarize."""
+    """Run the model's predictor on the live data it reads, then check and summarize."""
+    if live.tournament != CLASSIC:
+        return _prepare_tickers(config, live)
     features = feature_names(live.path("features.json"), config.feature_set)
     live_features = read_live(live.path("live.parquet"), features)
     benchmarks = pd.read_parquet(live.path("live_benchmark_models.parquet"))
@@ -259,6 +327,7 @@ def upload(
     round_info: RoundInfo,
     submission: pd.DataFrame,
     trigger_id: str | None,
+    tournament_number: int = CLASSIC,
 ) -> str:
     """Upload a validated submission for the open round, once; returns its submission id."""
     if not round_info.is_open(dt.datetime.now(dt.UTC) + CLOSE_MARGIN):
@@ -266,7 +335,8 @@ def upload(
             f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
             "too late to upload, nothing was sent"
         )
-    client = credentials.get_client()
+    # The tournament's client: Signals uploads by its own auth query and create mutation.
+    client = credentials.get_client(tournament_number)
     if current_task_run.get_run_count() > 1:
         # An earlier attempt may have landed before its answer was lost: never upload twice.
         for existing in client.model_submissions(model_id):

@@ -15,6 +15,7 @@ import cloudpickle
 import pandas as pd
 
 from model.errors import PredictorError
+from model.tournaments import CLASSIC, Tournament
 
 if TYPE_CHECKING:
     from model.example import ExampleModel
@@ -111,6 +112,38 @@ def _normalize(output: object, source: str) -> pd.DataFrame:
     return pd.DataFrame({"id": ids.to_numpy(), "prediction": values})
 
 
+def _normalize_tickers(output: object, source: str, tournament: Tournament) -> pd.DataFrame:
+    """Turn a Signals/Crypto predictor's output into [ticker column, prediction column].
+
+    The ticker column is the one the output names (as a column or its index name), else the
+    tournament's default. A frame whose columns cannot be told apart is passed on unchanged so
+    that validation names what is wrong with it.
+    """
+    if isinstance(output, pd.Series):
+        name = output.index.name if output.index.name in tournament.id_columns else None
+        id_column = name or tournament.default_id_column
+        pred = str(output.name) if output.name in tournament.prediction_columns else "prediction"
+        return pd.DataFrame({id_column: output.index.to_numpy(), pred: output.to_numpy()})
+    if not isinstance(output, pd.DataFrame):
+        raise PredictorError(
+            f"predictor {source} returned {_describe(output)}; "
+            "expected a DataFrame or Series of predictions indexed by ticker"
+        )
+    frame = output
+    if frame.index.name is not None:
+        frame = frame.reset_index()
+    ids = [c for c in frame.columns if c in tournament.id_columns]
+    preds = [c for c in frame.columns if c in tournament.prediction_columns]
+    if len(ids) == 1 and len(preds) == 1:
+        return frame[[ids[0], preds[0]]].reset_index(drop=True)
+    if not ids and not preds and frame.shape[1] == 1:
+        values = frame.iloc[:, 0]
+        return pd.DataFrame(
+            {tournament.default_id_column: frame.index.to_numpy(), "prediction": values}
+        )
+    return frame.reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class Predictor:
     """A loaded predict function, called like a Numerai Model Upload."""
@@ -120,9 +153,17 @@ class Predictor:
     n_args: int
 
     def __call__(
-        self, live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame | None = None
+        self,
+        live_features: pd.DataFrame,
+        live_benchmark_models: pd.DataFrame | None = None,
+        *,
+        tournament: Tournament | None = None,
     ) -> pd.DataFrame:
-        """Predict on the live frame; return a frame with columns exactly id and prediction."""
+        """Predict on the live frame; return the submission frame (Classic: id, prediction).
+
+        Signals and Crypto predictors get the live universe and the second frame (daily prices
+        or the model's own data) and return tickers with their predictions.
+        """
         if live_benchmark_models is None:
             live_benchmark_models = pd.DataFrame(index=live_features.index)
         # The user's function gets copies so it cannot change the cached live data.
@@ -135,6 +176,8 @@ class Predictor:
             raise PredictorError(
                 f"predictor {self.path} raised: {type(exc).__name__}: {exc}"
             ) from exc
+        if tournament is not None and tournament.number != CLASSIC:
+            return _normalize_tickers(output, str(self.path), tournament)
         return _normalize(output, str(self.path))
 
 

@@ -7,9 +7,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from numerai_tools.submissions import NUMERAI_ALLOWED_PRED_COLS, validate_submission_numerai
+from numerai_tools.submissions import (
+    NUMERAI_ALLOWED_PRED_COLS,
+    validate_submission_crypto,
+    validate_submission_numerai,
+    validate_submission_signals,
+)
 
 from model.errors import InvalidSubmission
+from model.tournaments import CLASSIC, SIGNALS, Tournament
 
 ID_COLUMN = "id"
 PREDICTION_COLUMNS = tuple(NUMERAI_ALLOWED_PRED_COLS)  # "prediction", or "probability"
@@ -147,3 +153,100 @@ def ensure_valid(submission: pd.DataFrame, live_ids: pd.Index) -> None:
     result = validate_submission(submission, live_ids)
     if not result.ok:
         raise InvalidSubmission(result)
+
+
+def _check_numerai_tools_tickers(
+    submission: pd.DataFrame, universe: pd.DataFrame, tournament: Tournament
+) -> list[CheckFailure]:
+    """Run numerai-tools' own Signals or Crypto validation on a copy of the submission."""
+    validate = (
+        validate_submission_signals if tournament.number == SIGNALS else validate_submission_crypto
+    )
+    try:
+        validate(universe.copy(), submission.copy())
+    except Exception as exc:
+        message = str(exc) or type(exc).__name__
+        return [CheckFailure("numerai_tools", message)]
+    return []
+
+
+def validate_ticker_submission(
+    submission: pd.DataFrame, universe: pd.DataFrame, tournament: Tournament
+) -> ValidationResult:
+    """Check a Signals or Crypto submission against the live universe; never raises on bad data.
+
+    Checks, by name: headers, unknown_ticker_column (not a ticker column of the tournament, or
+    one the live universe lacks), nan_ids, duplicate_ids, too_few_tickers (fewer known tickers
+    than the tournament's minimum), dtype, nan_predictions, infinite_predictions, out_of_range,
+    constant, and numerai_tools (numerai-tools' own verdict).
+    """
+    if not isinstance(submission, pd.DataFrame):
+        failure = CheckFailure("headers", f"expected a DataFrame, got {type(submission).__name__}")
+        return ValidationResult(ok=False, failures=[failure])
+    if len(submission) == 0:
+        return ValidationResult(ok=False, failures=[CheckFailure("empty", "no rows")])
+    failures: list[CheckFailure] = []
+    columns = [str(c) for c in submission.columns]
+    expected = (
+        f"one of {list(tournament.id_columns)} then one of {list(tournament.prediction_columns)}"
+    )
+    if len(columns) != 2 or columns[1] not in tournament.prediction_columns:
+        failures.append(CheckFailure("headers", f"expected {expected}, got {columns[:6]}"))
+    id_column = columns[0]
+    if id_column not in tournament.id_columns:
+        failures.append(
+            CheckFailure(
+                "unknown_ticker_column",
+                f"{id_column!r} is not a {tournament.name} ticker column "
+                f"({', '.join(tournament.id_columns)})",
+            )
+        )
+    elif id_column not in universe.columns:
+        offered = [c for c in tournament.id_columns if c in universe.columns]
+        failures.append(
+            CheckFailure(
+                "unknown_ticker_column",
+                f"the live universe has no {id_column!r} column; it offers {offered}",
+            )
+        )
+    else:
+        ids = submission[id_column]
+        nan_ids = ids.isna()
+        if nan_ids.any():
+            failures.append(CheckFailure("nan_ids", _rows(int(nan_ids.sum()))))
+        tickers = ids[~nan_ids].astype(str)
+        dups = tickers[tickers.duplicated()].unique().tolist()
+        if dups:
+            failures.append(
+                CheckFailure("duplicate_ids", f"{len(dups)} ticker(s) repeated: {_few(dups)}")
+            )
+        live = set(universe[id_column].dropna().astype(str))
+        known = len(set(tickers) & live)
+        minimum = tournament.min_ids or len(live)
+        if known < minimum:
+            failures.append(
+                CheckFailure(
+                    "too_few_tickers",
+                    f"{known} tickers of the live universe, at least {minimum} needed",
+                )
+            )
+    pred_cols = [c for c in columns[1:] if c in tournament.prediction_columns]
+    if len(pred_cols) == 1:
+        preds = submission[pred_cols[0]]
+        if pd.api.types.is_numeric_dtype(preds.dtype) and not pd.api.types.is_bool_dtype(
+            preds.dtype
+        ):
+            failures.extend(_check_values(preds))
+        else:
+            failures.append(CheckFailure("dtype", f"prediction is {preds.dtype}, not numeric"))
+    failures.extend(_check_numerai_tools_tickers(submission, universe, tournament))
+    return ValidationResult(ok=not failures, failures=failures)
+
+
+def validate_for_tournament(
+    submission: pd.DataFrame, live: pd.DataFrame, tournament: Tournament
+) -> ValidationResult:
+    """Validate a submission by its tournament's rules (Classic: against the live frame's ids)."""
+    if tournament.number == CLASSIC:
+        return validate_submission(submission, live.index)
+    return validate_ticker_submission(submission, live, tournament)

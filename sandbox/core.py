@@ -31,7 +31,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sandbox.data import FILES, VERSIONS, DataSize, DataStore, resolve_size
+from sandbox.data import (
+    FILES,
+    VERSIONS,
+    DataSize,
+    DataStore,
+    TickerStore,
+    parse_ticker_dataset,
+    resolve_size,
+)
 from sandbox.schema import SCHEMA, Resolvers, field_resolver
 
 logger = logging.getLogger(__name__)
@@ -136,6 +144,7 @@ class Sandbox:
         self.data_version = data_version
         self.versions = tuple(sorted({*VERSIONS, data_version}))
         self.store = DataStore(Path(data_dir), seed, resolve_size(size), self.versions)
+        self.tickers = TickerStore(Path(data_dir), seed, resolve_size(size))
         self._lock = threading.RLock()
         self._models: dict[str, str] = {}
         self.model_tournaments: dict[str, int] = {}
@@ -203,13 +212,15 @@ class Sandbox:
         *,
         opens: datetime | None = None,
         closes: datetime | None = None,
+        tournament: int = 8,
     ) -> Round:
-        """Open a new round (default: next number, now until now + 1 h); POST every webhook."""
+        """Open a tournament's next round (now until now + 1 h); POST its models' webhooks."""
         with self._lock:
             if number is None:
-                number = self._rounds[-1].number + 1 if self._rounds else FIRST_ROUND
+                latest = self.latest_round(tournament)
+                number = latest.number + 1 if latest else FIRST_ROUND
             opens = opens or self.now()
-            rnd = Round(number, opens, closes or opens + timedelta(hours=1))
+            rnd = Round(number, opens, closes or opens + timedelta(hours=1), tournament)
             self._rounds.append(rnd)
             hooks = [
                 (mid, url)
@@ -221,17 +232,22 @@ class Sandbox:
             self._send_webhook(mid, url, self.new_trigger(mid), number, is_test=False)
         return rnd
 
-    def close_round(self) -> None:
-        """Close the current round (closes = now - 1 s)."""
+    def close_round(self, tournament: int | None = None) -> None:
+        """Close the latest round of a tournament, or of every tournament (closes = now - 1 s)."""
         with self._lock:
-            if self._rounds:
-                self._rounds[-1].closes = self.now() - timedelta(seconds=1)
+            for t in {r.tournament for r in self._rounds} if tournament is None else {tournament}:
+                if (latest := self.latest_round(t)) is not None:
+                    latest.closes = min(latest.closes, self.now() - timedelta(seconds=1))
+
+    def latest_round(self, tournament: int = 8) -> Round | None:
+        """A tournament's latest round, open or not."""
+        with self._lock:
+            return next((r for r in reversed(self._rounds) if r.tournament == tournament), None)
 
     @property
     def current_round(self) -> Round | None:
-        """The latest round, open or not."""
-        with self._lock:
-            return self._rounds[-1] if self._rounds else None
+        """The latest Classic round, open or not."""
+        return self.latest_round(8)
 
     @property
     def rounds(self) -> list[Round]:
@@ -239,11 +255,15 @@ class Sandbox:
         with self._lock:
             return list(self._rounds)
 
-    def open_round_at(self, when: datetime | None = None) -> Round | None:
-        """The round open at `when` (default now), if any."""
+    def open_round_at(
+        self, when: datetime | None = None, tournament: int | None = None
+    ) -> Round | None:
+        """The round open at `when` (default now), of one tournament or any, if any."""
         when = when or self.now()
         with self._lock:
             for rnd in reversed(self._rounds):
+                if tournament is not None and rnd.tournament != tournament:
+                    continue
                 if rnd.opens <= when < rnd.closes:
                     return rnd
         return None
@@ -317,13 +337,21 @@ class Sandbox:
 
     def presign(self, filename: str, round_number: int | None) -> str:
         """Presigned GET URL for `version/file` of a round (default: the latest round)."""
-        version, _, name = filename.partition("/")
-        if version not in self.versions or name not in FILES:
-            raise GraphQLError(f"Dataset not found: {filename}")
-        if round_number is None:
-            cur = self.current_round
-            round_number = cur.number if cur else FIRST_ROUND
-        path = self.store.path(version, name, round_number)
+        ticker_file = parse_ticker_dataset(filename)
+        if ticker_file is not None:
+            tournament, _, name = ticker_file
+            if round_number is None:
+                cur = self.latest_round(tournament)
+                round_number = cur.number if cur else FIRST_ROUND
+            path = self.tickers.path(tournament, name, round_number)
+        else:
+            version, _, name = filename.partition("/")
+            if version not in self.versions or name not in FILES:
+                raise GraphQLError(f"Dataset not found: {filename}")
+            if round_number is None:
+                cur = self.current_round
+                round_number = cur.number if cur else FIRST_ROUND
+            path = self.store.path(version, name, round_number)
         token = secrets.token_urlsafe(16)
         with self._lock:
             self._files[token] = path
@@ -349,13 +377,18 @@ class Sandbox:
         """Turn the last upload for (model, filename) into a submission."""
         now = self.now()
         with self._lock:
+            model_tournament = self.model_tournaments.get(model_id, 8)
+            if tournament != model_tournament:
+                raise GraphQLError(
+                    f"Model {model_id} is in tournament {model_tournament}, not {tournament}"
+                )
             token = self._pending.get((model_id, filename))
             if token is None or token not in self._stored:
                 raise GraphQLError(f"File not found: {filename}")
-            rnd = self.open_round_at(now)
+            rnd = self.open_round_at(now, tournament)
             late = rnd is None
             if rnd is None:
-                started = [r for r in self._rounds if r.opens <= now]
+                started = [r for r in self._rounds if r.opens <= now and r.tournament == tournament]
                 if not started:
                     raise GraphQLError("Current round not open for submissions")
                 rnd = started[-1]
@@ -396,7 +429,8 @@ class Sandbox:
         trigger_id = self.new_trigger(model_id)
         with self._lock:
             url = self.webhooks.get(model_id)
-            current = self._rounds[-1].number if self._rounds else None
+            latest = self.latest_round(self.model_tournaments.get(model_id, 8))
+            current = latest.number if latest else None
         if url is None:
             logger.info("test trigger %s: model %s has no webhook", trigger_id, model_id)
         else:

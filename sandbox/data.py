@@ -203,3 +203,120 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+# -- Signals and Crypto ------------------------------------------------------------------
+
+# Dataset names as Numerai lists them (signals/v2.0/..., crypto/v1.0/...), plus the daily
+# price-like file that only the sandbox serves: the data a Signals/Crypto model builds on.
+TICKER_VERSIONS: dict[int, str] = {11: "v2.0", 12: "v1.0"}
+TICKER_FILES: dict[int, tuple[str, ...]] = {
+    11: ("live.parquet", "live_example_preds.parquet", "daily_prices.parquet"),
+    12: ("live_universe.parquet", "daily_prices.parquet"),
+}
+TICKER_PREFIX: dict[int, str] = {11: "signals/", 12: "crypto/"}
+PRICE_DAYS = 80
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def ticker_dataset_names(tournament: int) -> list[str]:
+    """Names as listDatasets reports them for Signals (11) or Crypto (12)."""
+    if tournament not in TICKER_FILES:
+        return []
+    prefix, version = TICKER_PREFIX[tournament], TICKER_VERSIONS[tournament]
+    return [f"{prefix}{version}/{name}" for name in TICKER_FILES[tournament]]
+
+
+def parse_ticker_dataset(filename: str) -> tuple[int, str, str] | None:
+    """(tournament, version, file) of a Signals/Crypto dataset name, or None."""
+    for tournament, prefix in TICKER_PREFIX.items():
+        if filename.startswith(prefix):
+            version, _, name = filename.removeprefix(prefix).partition("/")
+            if version == TICKER_VERSIONS[tournament] and name in TICKER_FILES[tournament]:
+                return tournament, version, name
+    return None
+
+
+class TickerStore:
+    """Generates and caches Signals/Crypto files: a universe of tickers and their daily prices."""
+
+    def __init__(self, root: Path, seed: int, size: DataSize) -> None:
+        self.root = Path(root)
+        self.seed = seed
+        # Enough tickers for Numerai's minimum of 100 with room to drop a few.
+        self.n_tickers = max(150, size.live_rows // 2)
+
+    def path(self, tournament: int, filename: str, round_number: int) -> Path:
+        """Path of a file for a round, generating it if missing."""
+        if filename not in TICKER_FILES.get(tournament, ()):
+            raise KeyError(f"{tournament}/{filename}")
+        base = (
+            self.root / f"t{tournament}-{self.n_tickers}-seed{self.seed}" / f"round{round_number}"
+        )
+        target = base / filename
+        with _lock:
+            if not target.exists():
+                base.mkdir(parents=True, exist_ok=True)
+                self._generate(tournament, round_number, base)
+        return target
+
+    def _symbols(self, tournament: int) -> list[str]:
+        rng = np.random.default_rng([self.seed, 20 + tournament])
+        seen: list[str] = []
+        while len(seen) < self.n_tickers:
+            length = int(rng.integers(3, 5))
+            symbol = "".join(rng.choice(list(_LETTERS), size=length))
+            if symbol not in seen:
+                seen.append(symbol)
+        return seen
+
+    def _generate(self, tournament: int, round_number: int, base: Path) -> None:
+        logger.info(
+            "generating tournament %s files (round %s) under %s", tournament, round_number, base
+        )
+        symbols = self._symbols(tournament)
+        rng = np.random.default_rng([self.seed, 30 + tournament, round_number])
+        # A few tickers leave the universe each round; a few in it have no prices.
+        in_universe = np.sort(rng.choice(len(symbols), size=len(symbols) - 5, replace=False))
+        day = pd.Timestamp("2026-01-01") + pd.Timedelta(days=round_number % 3000)
+        dates = pd.date_range(end=day - pd.Timedelta(days=1), periods=PRICE_DAYS, freq="D")
+        drift = rng.normal(0.0, 0.002, size=len(symbols))
+        steps = rng.normal(drift, 0.02, size=(PRICE_DAYS, len(symbols)))
+        closes = 10.0 * np.exp(np.cumsum(steps, axis=0)) * rng.uniform(1, 100, size=len(symbols))
+        if tournament == 11:
+            country = rng.choice(["US", "JP", "GB", "DE"], size=len(symbols))
+            tickers = [f"{s} {c}" for s, c in zip(symbols, country, strict=True)]
+            universe = pd.DataFrame(
+                {
+                    "numerai_ticker": tickers,
+                    "bloomberg_ticker": [f"{t} Equity" for t in tickers],
+                    "composite_figi": [
+                        f"BBG{int(v):09X}" for v in rng.integers(0, 16**9, len(symbols))
+                    ],
+                    "date": day.strftime("%Y-%m-%d"),
+                    "data_type": "live",
+                }
+            ).iloc[in_universe]
+            id_column, universe_file = "numerai_ticker", "live.parquet"
+        else:
+            tickers = symbols
+            universe = pd.DataFrame({"symbol": tickers}).iloc[in_universe]
+            id_column, universe_file = "symbol", "live_universe.parquet"
+        _write_parquet(universe.reset_index(drop=True), base / universe_file)
+        priced = [i for i in range(len(symbols)) if i % 37 != 0]
+        prices = pd.DataFrame(
+            {
+                "date": np.repeat(dates.strftime("%Y-%m-%d"), len(priced)),
+                id_column: np.tile([tickers[i] for i in priced], PRICE_DAYS),
+                "close": closes[:, priced].reshape(-1),
+            }
+        )
+        _write_parquet(prices, base / "daily_prices.parquet")
+        if tournament == 11:
+            example = pd.DataFrame(
+                {
+                    "numerai_ticker": universe["numerai_ticker"],
+                    "signal": rng.uniform(0.01, 0.99, len(universe)),
+                }
+            )
+            _write_parquet(example.reset_index(drop=True), base / "live_example_preds.parquet")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo, build_schema
 
-from sandbox.data import VERSIONS, dataset_names
+from sandbox.data import VERSIONS, dataset_names, ticker_dataset_names
 
 if TYPE_CHECKING:
     from sandbox.core import Round, Sandbox, SubmissionRecord
@@ -25,11 +25,14 @@ type Query {
   account: Account
   submission_upload_auth(filename: String!, tournament: Int!, modelId: String): UploadAuth
   submissions(modelId: String): [Submission!]
+  submissionUploadSignalsAuth(filename: String!, tournament: Int!, modelId: String): UploadAuth
 }
 
 type Mutation {
   create_submission(filename: String!, tournament: Int!, modelId: String, triggerId: String,
                     source: String, dataDatestamp: Int): Submission
+  createSignalsSubmission(filename: String!, modelId: String, triggerId: String, source: String,
+                          dataDatestamp: Int): Submission
   setSubmissionWebhook(modelId: String!, newSubmissionWebhook: String): String
   triggerModelWebhook(modelId: String!): String
 }
@@ -112,6 +115,7 @@ type Submission {
   triggerId: String
   source: String
   late: Boolean
+  firstEffectiveDate: DateTime
 }
 """
 
@@ -144,9 +148,14 @@ def round_dict(r: Round) -> dict[str, Any]:
     }
 
 
-def submission_dict(s: SubmissionRecord, rounds: dict[int, Round]) -> dict[str, Any]:
+def rounds_by_key(rounds: list[Round]) -> dict[tuple[int, int], Round]:
+    """Rounds by (tournament, number): tournaments number their rounds independently."""
+    return {(r.tournament, r.number): r for r in rounds}
+
+
+def submission_dict(s: SubmissionRecord, rounds: dict[tuple[int, int], Round]) -> dict[str, Any]:
     """A stored submission as the GraphQL Submission type."""
-    rnd = rounds.get(s.round_number)
+    rnd = rounds.get((s.tournament, s.round_number))
     return {
         "id": s.id,
         "filename": s.filename,
@@ -155,6 +164,7 @@ def submission_dict(s: SubmissionRecord, rounds: dict[int, Round]) -> dict[str, 
         "triggerId": s.trigger_id,
         "source": s.source,
         "late": s.late,
+        "firstEffectiveDate": iso(s.inserted_at),
     }
 
 
@@ -196,9 +206,9 @@ class Resolvers:
     def listDatasets(
         self, info: GraphQLResolveInfo, round: int | None = None, tournament: int | None = None
     ) -> list[str]:
-        """All dataset names (Classic only)."""
+        """The tournament's dataset names (Classic when no tournament is given)."""
         if tournament not in (None, 8):
-            return []
+            return ticker_dataset_names(tournament)
         return dataset_names(tuple(sorted({*VERSIONS, self.sb.data_version})))
 
     def dataset(
@@ -223,8 +233,8 @@ class Resolvers:
         """Rounds; number 0 is the currently open round."""
         t = 8 if tournament is None else tournament
         if number == 0:
-            rnd = self.sb.open_round_at()
-            if rnd is None or rnd.tournament != t:
+            rnd = self.sb.open_round_at(tournament=t)
+            if rnd is None:
                 raise GraphQLError("Current round not open for submissions")
             return [round_dict(rnd)]
         now = self.sb.now()
@@ -241,7 +251,7 @@ class Resolvers:
         """The one account, with its models."""
         self._auth(info)
         sb = self.sb
-        rounds = {r.number: r for r in sb.rounds}
+        rounds = rounds_by_key(sb.rounds)
         models = [
             {
                 "id": mid,
@@ -285,7 +295,7 @@ class Resolvers:
         """Submissions of one model (or of all the account's models)."""
         self._auth(info)
         mid = None if modelId is None else self._model(modelId)
-        rounds = {r.number: r for r in self.sb.rounds}
+        rounds = rounds_by_key(self.sb.rounds)
         return [submission_dict(s, rounds) for s in self.sb.submissions(mid)]
 
     def create_submission(
@@ -303,7 +313,28 @@ class Resolvers:
         rec = self.sb.record_submission(
             self._model(modelId), filename, tournament, triggerId, source
         )
-        return submission_dict(rec, {r.number: r for r in self.sb.rounds})
+        return submission_dict(rec, rounds_by_key(self.sb.rounds))
+
+    def submissionUploadSignalsAuth(
+        self, info: GraphQLResolveInfo, filename: str, tournament: int, modelId: str | None = None
+    ) -> dict[str, str]:
+        """Presigned PUT URL for a Signals submission file (SignalsAPI's own upload route)."""
+        self._auth(info)
+        return self.sb.upload_auth(self._model(modelId), filename)
+
+    def createSignalsSubmission(
+        self,
+        info: GraphQLResolveInfo,
+        filename: str,
+        modelId: str | None = None,
+        triggerId: str | None = None,
+        source: str | None = None,
+        dataDatestamp: int | None = None,
+    ) -> dict[str, Any]:
+        """Register an uploaded file as a Signals model's submission for the current round."""
+        self._auth(info)
+        rec = self.sb.record_submission(self._model(modelId), filename, 11, triggerId, source)
+        return submission_dict(rec, rounds_by_key(self.sb.rounds))
 
     def setSubmissionWebhook(
         self, info: GraphQLResolveInfo, modelId: str, newSubmissionWebhook: str | None = None
