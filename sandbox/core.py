@@ -66,7 +66,8 @@ WEBHOOK_ATTEMPTS = 3
 class Fault:
     """A failure to inject; fires `times` times on matching requests, then is consumed.
 
-    `operation` is a GraphQL top-level field name, "download", "upload" or None (any).
+    `operation` is a GraphQL top-level field name, "download", "upload" or None (any). With
+    `until`, it fires on every matching request until the sandbox clock reaches that time.
     """
 
     kind: str
@@ -75,6 +76,7 @@ class Fault:
     status: int = 500
     seconds: float = 30.0
     message: str | None = None
+    until: datetime | None = None  # an outage: fires on every match until this sandbox time
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -165,7 +167,7 @@ class Sandbox:
         self._downloads: list[tuple[str, str, int]] = []
         self._requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
-        self._frozen: datetime | None = None
+        self._clock: tuple[datetime, datetime, float] | None = None  # (simulated, wall, speed)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -193,18 +195,40 @@ class Sandbox:
     # -- clock and rounds --------------------------------------------------------------
 
     def now(self) -> datetime:
-        """Simulated time if frozen, else the wall clock (UTC, aware)."""
-        return self._frozen or datetime.now(UTC)
+        """The sandbox's time: the simulated clock if one is set, else the wall clock (UTC)."""
+        wall = datetime.now(UTC)
+        if self._clock is None:
+            return wall
+        simulated, anchor, speed = self._clock
+        return simulated + (wall - anchor) * speed
 
-    def set_clock(self, dt: datetime | None) -> None:
-        """Freeze the clock at `dt` (naive = UTC); None returns to the wall clock."""
-        if dt is not None and dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        self._frozen = None if dt is None else dt.astimezone(UTC)
+    def set_clock(self, when: datetime | None, speed: float = 1.0) -> None:
+        """Run a simulated clock from `when` (naive = UTC) at `speed` times the wall clock.
+
+        Clients get round and submission times translated to the wall clock (`to_wall`), so an
+        unmodified client that compares them with its own clock acts as it would at the
+        simulated moment, `speed` times faster. Jump only while no client is mid-run: a close
+        time a client read before a jump is stale after it. None returns to the wall clock.
+        """
+        if when is None:
+            self._clock = None
+            return
+        if speed <= 0:
+            raise ValueError(f"clock speed must be positive, not {speed}")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        self._clock = (when.astimezone(UTC), datetime.now(UTC), speed)
 
     def advance(self, delta: timedelta) -> None:
-        """Move the (then frozen) clock forward."""
-        self.set_clock(self.now() + delta)
+        """Jump the clock forward, keeping its speed."""
+        self.set_clock(self.now() + delta, self._clock[2] if self._clock else 1.0)
+
+    def to_wall(self, moment: datetime) -> datetime:
+        """A sandbox time as the wall-clock time clients see for it."""
+        if self._clock is None:
+            return moment
+        simulated, anchor, speed = self._clock
+        return anchor + (moment - simulated) / speed
 
     def open_round(
         self,
@@ -306,12 +330,15 @@ class Sandbox:
             self._faults.clear()
 
     def _take_fault(self, kinds: tuple[str, ...], ops: set[str]) -> Fault | None:
+        now = self.now()
         with self._lock:
+            self._faults = [f for f in self._faults if f.until is None or now < f.until]
             for fault in self._faults:
                 if fault.kind in kinds and (fault.operation is None or fault.operation in ops):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
+                    if fault.until is None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
                     logger.info("firing fault %s on %s", fault.kind, sorted(ops))
                     return fault
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -127,18 +128,18 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-def round_dict(r: Round) -> dict[str, Any]:
-    """A Round as the GraphQL Round type."""
+def round_dict(r: Round, to_wall: Callable[[datetime], datetime]) -> dict[str, Any]:
+    """A Round as the GraphQL Round type, its times as clients' clocks see them."""
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{r.tournament}-{r.number}")),
         "tournament": r.tournament,
         "number": r.number,
         "target": None,
-        "openTime": iso(r.opens),
-        "closeTime": iso(r.closes),
-        "closeStakingTime": iso(r.closes),
-        "scoreTime": iso(r.closes + timedelta(days=3)),
-        "resolveTime": iso(r.closes + timedelta(days=31)),
+        "openTime": iso(to_wall(r.opens)),
+        "closeTime": iso(to_wall(r.closes)),
+        "closeStakingTime": iso(to_wall(r.closes)),
+        "scoreTime": iso(to_wall(r.closes) + timedelta(days=3)),
+        "resolveTime": iso(to_wall(r.closes) + timedelta(days=31)),
         "resolvedGeneral": False,
         "resolvedStaking": False,
         "payoutFactor": "1.0",
@@ -153,18 +154,22 @@ def rounds_by_key(rounds: list[Round]) -> dict[tuple[int, int], Round]:
     return {(r.tournament, r.number): r for r in rounds}
 
 
-def submission_dict(s: SubmissionRecord, rounds: dict[tuple[int, int], Round]) -> dict[str, Any]:
+def submission_dict(
+    s: SubmissionRecord,
+    rounds: dict[tuple[int, int], Round],
+    to_wall: Callable[[datetime], datetime],
+) -> dict[str, Any]:
     """A stored submission as the GraphQL Submission type."""
     rnd = rounds.get((s.tournament, s.round_number))
     return {
         "id": s.id,
         "filename": s.filename,
-        "insertedAt": iso(s.inserted_at),
-        "round": round_dict(rnd) if rnd else None,
+        "insertedAt": iso(to_wall(s.inserted_at)),
+        "round": round_dict(rnd, to_wall) if rnd else None,
         "triggerId": s.trigger_id,
         "source": s.source,
         "late": s.late,
-        "firstEffectiveDate": iso(s.inserted_at),
+        "firstEffectiveDate": iso(to_wall(s.inserted_at)),
     }
 
 
@@ -236,14 +241,14 @@ class Resolvers:
             rnd = self.sb.open_round_at(tournament=t)
             if rnd is None:
                 raise GraphQLError("Current round not open for submissions")
-            return [round_dict(rnd)]
+            return [round_dict(rnd, self.sb.to_wall)]
         now = self.sb.now()
         found = [r for r in reversed(self.sb.rounds) if r.tournament == t]
         if number is not None:
             found = [r for r in found if r.number == number]
         if status is not None:
             found = [r for r in found if _status(r, now) == status]
-        return [round_dict(r) for r in found[:limit]]
+        return [round_dict(r, self.sb.to_wall) for r in found[:limit]]
 
     # -- authenticated -------------------------------------------------------------
 
@@ -258,7 +263,9 @@ class Resolvers:
                 "name": name,
                 "tournament": sb.model_tournaments[mid],
                 "submissionWebhook": sb.webhooks.get(mid),
-                "submissions": [submission_dict(s, rounds) for s in sb.submissions(mid)],
+                "submissions": [
+                    submission_dict(s, rounds, sb.to_wall) for s in sb.submissions(mid)
+                ],
                 "v2Stake": {"status": None, "txHash": None},
             }
             for name, mid in sb.models.items()
@@ -296,7 +303,7 @@ class Resolvers:
         self._auth(info)
         mid = None if modelId is None else self._model(modelId)
         rounds = rounds_by_key(self.sb.rounds)
-        return [submission_dict(s, rounds) for s in self.sb.submissions(mid)]
+        return [submission_dict(s, rounds, self.sb.to_wall) for s in self.sb.submissions(mid)]
 
     def create_submission(
         self,
@@ -313,7 +320,7 @@ class Resolvers:
         rec = self.sb.record_submission(
             self._model(modelId), filename, tournament, triggerId, source
         )
-        return submission_dict(rec, rounds_by_key(self.sb.rounds))
+        return submission_dict(rec, rounds_by_key(self.sb.rounds), self.sb.to_wall)
 
     def submissionUploadSignalsAuth(
         self, info: GraphQLResolveInfo, filename: str, tournament: int, modelId: str | None = None
@@ -334,7 +341,7 @@ class Resolvers:
         """Register an uploaded file as a Signals model's submission for the current round."""
         self._auth(info)
         rec = self.sb.record_submission(self._model(modelId), filename, 11, triggerId, source)
-        return submission_dict(rec, rounds_by_key(self.sb.rounds))
+        return submission_dict(rec, rounds_by_key(self.sb.rounds), self.sb.to_wall)
 
     def setSubmissionWebhook(
         self, info: GraphQLResolveInfo, modelId: str, newSubmissionWebhook: str | None = None
