@@ -30,7 +30,7 @@ from blocks import (
     is_transient,
 )
 from blocks.client import trigger_id_env
-from model.data import check_live, feature_names, read_example_predictions, read_live
+from model.data import check_live_file, feature_names, read_example_predictions, read_live
 from model.predictor import load_predictor
 from model.summary import prediction_summary
 from model.ticker_example import read_prices
@@ -152,12 +152,13 @@ def _check_downloaded(directory: Path, rules: Tournament) -> None:
             if (directory / name).exists():
                 pd.read_parquet(directory / name)
         return
+    # Every feature is decoded and checked, a chunk of columns at a time: the whole frame
+    # (all ~3,500 features) is never in memory; each model later reads only its own columns.
     features = feature_names(directory / "features.json", "all")
-    live = read_live(directory / "live.parquet", features)
-    check_live(live, features)
+    ids = check_live_file(directory / "live.parquet", features)
     for name in ("live_example_preds.parquet", "live_benchmark_models.parquet"):
         frame = pd.read_parquet(directory / name)
-        missing = live.index.difference(frame.index)
+        missing = ids.difference(frame.index)
         if len(missing):
             raise ValueError(f"{name} lacks {len(missing)} live ids")
 

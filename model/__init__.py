@@ -2,6 +2,7 @@
 
 from model.data import (
     check_live,
+    check_live_file,
     feature_names,
     read_example_predictions,
     read_feature_sets,
@@ -22,6 +23,7 @@ __all__ = [
     "PredictorError",
     "ValidationResult",
     "check_live",
+    "check_live_file",
     "ensure_valid",
     "feature_names",
     "load_predictor",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model.errors import LiveDataError
@@ -106,13 +107,7 @@ def check_live(frame: pd.DataFrame, features: list[str]) -> None:
         raise LiveDataError("live data is empty")
     if frame.index.name != ID_COLUMN:
         raise LiveDataError(f"live data index must be named 'id', got {frame.index.name!r}")
-    ids = frame.index.to_series()
-    blank = ids.isna() | (ids.astype(str).str.strip() == "")
-    if blank.any():
-        raise LiveDataError(f"live data has {int(blank.sum())} missing id(s)")
-    dup = frame.index[frame.index.duplicated()].unique().tolist()
-    if dup:
-        raise LiveDataError(f"live data has {len(dup)} duplicate id(s): {_few(dup)}")
+    _check_ids(frame.index.to_series())
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise LiveDataError(f"live data lacks {len(missing)} feature column(s): {_few(missing)}")
@@ -135,6 +130,76 @@ def check_live(frame: pd.DataFrame, features: list[str]) -> None:
             f"{len(bad)} feature column(s) have values outside {FEATURE_MIN}-{FEATURE_MAX} "
             f"(seen {int(lo.min())}..{int(hi.max())}): {_few(bad)}"
         )
+
+
+CHECK_CHUNK_COLUMNS = 256  # feature columns decoded at once by check_live_file
+
+
+def _check_ids(ids: pd.Series) -> None:
+    """Raise LiveDataError on missing, blank or duplicate ids."""
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        raise LiveDataError(f"live data has {int(blank.sum())} missing id(s)")
+    dup = ids[ids.duplicated().to_numpy()].unique().tolist()
+    if dup:
+        raise LiveDataError(f"live data has {len(dup)} duplicate id(s): {_few(dup)}")
+
+
+def check_live_file(path: str | Path, features: list[str]) -> pd.Index:
+    """Check live.parquet as check_live does, without holding its features in memory; its ids.
+
+    Every feature column is decoded (a corrupt page fails here, not in a model), but only
+    CHECK_CHUNK_COLUMNS columns at a time and never as a pandas frame, so the check's peak
+    memory does not grow with the number of features.
+    """
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowException) as exc:
+        raise LiveDataError(f"cannot read live data {path}: {exc}") from exc
+    if parquet.metadata.num_rows == 0:
+        raise LiveDataError("live data is empty")
+    if ID_COLUMN not in schema.names:
+        raise LiveDataError(f"live data has no {ID_COLUMN!r} index or column")
+    missing = [f for f in features if f not in schema.names]
+    if missing:
+        raise LiveDataError(f"live data lacks {len(missing)} feature column(s): {_few(missing)}")
+    non_int = [f for f in features if not pa.types.is_integer(schema.field(f).type)]
+    if non_int:
+        kinds = sorted({str(schema.field(f).type) for f in non_int})
+        raise LiveDataError(
+            f"{len(non_int)} feature column(s) are not integer ({', '.join(kinds)}): "
+            f"{_few(non_int)}"
+        )
+    try:
+        ids = parquet.read(columns=[ID_COLUMN]).column(ID_COLUMN).to_pandas()
+        _check_ids(ids)
+        nulls: list[str] = []
+        bad: list[str] = []
+        lo, hi = FEATURE_MIN, FEATURE_MAX
+        for start in range(0, len(features), CHECK_CHUNK_COLUMNS):
+            chunk = features[start : start + CHECK_CHUNK_COLUMNS]
+            table = parquet.read(columns=chunk)
+            for name, column in zip(chunk, table.columns, strict=True):
+                if column.null_count:
+                    nulls.append(name)
+                    continue
+                extremes = pc.min_max(column)
+                low, high = extremes["min"].as_py(), extremes["max"].as_py()
+                if low < FEATURE_MIN or high > FEATURE_MAX:
+                    bad.append(name)
+                    lo, hi = min(lo, low), max(hi, high)
+            del table
+    except pa.ArrowException as exc:
+        raise LiveDataError(f"cannot decode live data {path}: {exc}") from exc
+    if nulls:
+        raise LiveDataError(f"{len(nulls)} feature column(s) have missing values: {_few(nulls)}")
+    if bad:
+        raise LiveDataError(
+            f"{len(bad)} feature column(s) have values outside {FEATURE_MIN}-{FEATURE_MAX} "
+            f"(seen {lo}..{hi}): {_few(bad)}"
+        )
+    return pd.Index(ids, name=ID_COLUMN)
 
 
 def read_example_predictions(path: str | Path) -> pd.Series:

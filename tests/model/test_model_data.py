@@ -11,6 +11,8 @@ import pytest
 from model import (
     LiveDataError,
     check_live,
+    check_live_file,
+    data,
     feature_names,
     read_example_predictions,
     read_feature_sets,
@@ -114,3 +116,78 @@ def test_check_live_float_features(live_frame: pd.DataFrame) -> None:
     frame["feature_04"] = frame["feature_04"].astype(float)
     with pytest.raises(LiveDataError, match=r"not integer.*feature_04"):
         check_live(frame, FEATURES)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_parquet(path)
+    return path
+
+
+def test_check_live_file_returns_the_ids_of_a_good_file(
+    data_dir: Path, live_ids: pd.Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "CHECK_CHUNK_COLUMNS", 3)  # several chunks on 20 features
+    ids = check_live_file(data_dir / "live.parquet", FEATURES)
+    assert ids.name == "id"
+    assert ids.equals(live_ids)
+
+
+def test_check_live_file_empty(tmp_path: Path, live_frame: pd.DataFrame) -> None:
+    path = _write(_live(live_frame).iloc[:0], tmp_path / "live.parquet")
+    with pytest.raises(LiveDataError, match="empty"):
+        check_live_file(path, FEATURES)
+
+
+def test_check_live_file_without_ids(tmp_path: Path, live_frame: pd.DataFrame) -> None:
+    path = _write(_live(live_frame).reset_index(drop=True), tmp_path / "live.parquet")
+    with pytest.raises(LiveDataError, match="no 'id'"):
+        check_live_file(path, FEATURES)
+
+
+def test_check_live_file_duplicate_and_missing_ids(
+    tmp_path: Path, live_frame: pd.DataFrame
+) -> None:
+    frame = _live(live_frame)
+    ids = frame.index.to_list()
+    ids[1] = ids[0]
+    frame.index = pd.Index(ids, name="id")
+    with pytest.raises(LiveDataError, match="duplicate id"):
+        check_live_file(_write(frame, tmp_path / "dup.parquet"), FEATURES)
+    ids[1], ids[5] = "n1", None
+    frame.index = pd.Index(ids, name="id")
+    with pytest.raises(LiveDataError, match="1 missing id"):
+        check_live_file(_write(frame, tmp_path / "none.parquet"), FEATURES)
+
+
+def test_check_live_file_missing_and_float_features(
+    tmp_path: Path, live_frame: pd.DataFrame
+) -> None:
+    path = _write(_live(live_frame).drop(columns=FEATURES[:7]), tmp_path / "few.parquet")
+    with pytest.raises(LiveDataError, match=r"lacks 7 feature.*feature_00.*\+2 more"):
+        check_live_file(path, FEATURES)
+    frame = _live(live_frame)
+    frame["feature_04"] = frame["feature_04"].astype(float)
+    with pytest.raises(LiveDataError, match=r"not integer.*feature_04"):
+        check_live_file(_write(frame, tmp_path / "float.parquet"), FEATURES)
+
+
+def test_check_live_file_out_of_range_and_null_values(
+    tmp_path: Path, live_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "CHECK_CHUNK_COLUMNS", 4)
+    frame = _live(live_frame)
+    frame.loc[frame.index[0], "feature_13"] = 9
+    with pytest.raises(LiveDataError, match=r"outside 0-4 \(seen 0\.\.9\).*feature_13"):
+        check_live_file(_write(frame, tmp_path / "range.parquet"), FEATURES)
+    frame = _live(live_frame)
+    frame["feature_17"] = frame["feature_17"].astype("Int8")
+    frame.loc[frame.index[3], "feature_17"] = pd.NA
+    with pytest.raises(LiveDataError, match=r"missing values.*feature_17"):
+        check_live_file(_write(frame, tmp_path / "null.parquet"), FEATURES)
+
+
+def test_check_live_file_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "live.parquet"
+    path.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(LiveDataError, match="cannot read live data"):
+        check_live_file(path, FEATURES)
