@@ -6,11 +6,13 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
@@ -32,6 +34,20 @@ from .tasks import (
 
 CLASSIC = 8
 ENV_KEYS = ("NUMERAI_PUBLIC_ID", "NUMERAI_SECRET_KEY")
+# How many models of a round run at once. Each holds its own feature columns and predictions
+# in memory while it runs, so this bounds the round's memory as well as its API traffic.
+CONCURRENCY_ENV = "NUMERAI_MODEL_CONCURRENCY"
+DEFAULT_CONCURRENCY = 4
+
+
+def model_concurrency() -> int:
+    """NUMERAI_MODEL_CONCURRENCY (default 4, at least 1): models of a round run at once."""
+    raw = os.environ.get(CONCURRENCY_ENV, "").strip()
+    try:
+        value = int(raw) if raw else DEFAULT_CONCURRENCY
+    except ValueError:
+        raise ValueError(f"{CONCURRENCY_ENV} must be a whole number, got {raw!r}") from None
+    return max(1, value)
 
 
 @dataclass
@@ -181,7 +197,13 @@ def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_model(
+@task(
+    name="run-model",
+    task_run_name="model-{config.model_name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def run_model(
     config: NumeraiModel,
     credentials: NumeraiCredentials,
     round_info: RoundInfo,
@@ -190,7 +212,11 @@ def _run_model(
     trigger_id: str | None,
     force: bool,
 ) -> ModelReport:
-    """Run one model's subflow and turn however it ended into its report."""
+    """Run one model's submit-model subflow and turn however it ended into its report.
+
+    A task so that models run side by side on a thread pool: Prefect gives a subflow started
+    from a task its own run (named round-N-model) linked to this task and to the round's run.
+    """
     state = submit_model(
         config, credentials, round_info, live, account, trigger_id, force, return_state=True
     )
@@ -205,6 +231,35 @@ def _run_model(
     )  # fmt: skip
 
 
+def _run_models(
+    configs: list[NumeraiModel],
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    live: LiveData,
+    account: dict[str, str],
+    trigger_id: str | None,
+    force: bool,
+) -> list[ModelReport]:
+    """Every model's subflow, at most model_concurrency() at once; reports in config order."""
+    shared = {
+        "credentials": credentials, "round_info": round_info, "live": live, "account": account,
+        "trigger_id": trigger_id, "force": force,
+    }  # fmt: skip
+    workers = min(model_concurrency(), len(configs))
+    with ThreadPoolTaskRunner[ModelReport](max_workers=workers) as runner:
+        futures = [runner.submit(run_model, {"config": config, **shared}) for config in configs]
+        reports = []
+        for config, future in zip(configs, futures, strict=True):
+            outcome = future.result(raise_on_failure=False)
+            if not isinstance(outcome, ModelReport):  # run-model itself never raises; in case
+                outcome = ModelReport(
+                    config.model_name, round_info.number, error=f"run-model ended: {outcome}",
+                    tournament=live.rules.name,
+                )  # fmt: skip
+            reports.append(outcome)
+    return reports
+
+
 @flow(name="submit-round")
 def submit_round(
     models: list[str] | None = None,
@@ -214,7 +269,11 @@ def submit_round(
     data_dir: str = "data",
     force: bool = False,
 ) -> State[Any]:
-    """Submit the open round for every configured model; one model's failure spares the rest."""
+    """Submit the open round for every configured model; one model's failure spares the rest.
+
+    Models run side by side, at most NUMERAI_MODEL_CONCURRENCY (default 4) at once, each in its
+    own submit-model run named round-N-model; live data is downloaded and checked once.
+    """
     logger = get_run_logger()
     credentials = load_credentials(credentials_block)
     configs = load_model_configs(models)
@@ -252,10 +311,7 @@ def submit_round(
                 for c in group
             ]
             continue
-        for config in group:
-            reports.append(
-                _run_model(config, credentials, round_info, live, account, trigger_id, force)
-            )
+        reports += _run_models(group, credentials, round_info, live, account, trigger_id, force)
 
     if not rounds:
         message = "No round is open for submissions: nothing submitted"

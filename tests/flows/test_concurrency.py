@@ -1,0 +1,80 @@
+"""Models of a round run side by side, each in its own named, linked submit-model run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+from flows.submit_round import CONCURRENCY_ENV, DEFAULT_CONCURRENCY, model_concurrency
+
+from .conftest import Round
+
+
+def meeting(directory: Path, expected: int) -> Any:
+    """A predictor that waits until `expected` models are predicting at once (or 30 s pass)."""
+
+    def predict(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> Any:
+        import os
+        import time as clock
+
+        (directory / f"{os.getpid()}-{clock.perf_counter_ns()}").touch()
+        deadline = clock.monotonic() + 30
+        while len(list(directory.iterdir())) < expected and clock.monotonic() < deadline:
+            clock.sleep(0.05)
+        (directory.parent / f"met-{clock.perf_counter_ns()}").write_text(
+            str(len(list(directory.iterdir())))
+        )
+        feature = next(c for c in live_features.columns if c.startswith("feature_"))
+        return live_features[feature].rank(pct=True, method="first").to_frame("prediction")
+
+    return predict
+
+
+@pytest.mark.integration
+def test_models_run_at_once_in_named_runs_linked_to_the_round_run(
+    open_round: Round, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONCURRENCY_ENV, "3")
+    arrivals = tmp_path / "meeting" / "arrivals"
+    arrivals.mkdir(parents=True)
+    names = ["con_a", "con_b", "con_c"]
+    blocks = [open_round.save_model(n, meeting(arrivals, len(names))) for n in names]
+    started = time.monotonic()
+    state = open_round.run(blocks)
+    assert state.is_completed(), state.message
+    assert [r.model for r in state.result()] == names  # reports keep the configured order
+    met = [int(p.read_text()) for p in (tmp_path / "meeting").glob("met-*")]
+    assert sorted(met) == [3, 3, 3], "the three models did not predict at the same time"
+    assert time.monotonic() - started < 60
+    number = open_round.sandbox.current_round.number  # type: ignore[union-attr]
+    root_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root_id])
+            )
+        )
+        assert sorted(c.name for c in children) == [f"round-{number}-{n}" for n in names]
+        for child in children:
+            assert child.state and child.state.is_completed()
+            assert child.parent_task_run_id is not None
+            tracking = client.read_task_run(child.parent_task_run_id)
+            assert tracking.flow_run_id == root_id
+
+
+def test_model_concurrency_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONCURRENCY_ENV, raising=False)
+    assert model_concurrency() == DEFAULT_CONCURRENCY
+    monkeypatch.setenv(CONCURRENCY_ENV, "7")
+    assert model_concurrency() == 7
+    monkeypatch.setenv(CONCURRENCY_ENV, "0")
+    assert model_concurrency() == 1
+    monkeypatch.setenv(CONCURRENCY_ENV, "many")
+    with pytest.raises(ValueError, match=CONCURRENCY_ENV):
+        model_concurrency()
