@@ -64,14 +64,21 @@ def read_models(path: Path) -> list[ModelEntry]:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path, port: int) -> Iterator[str]:
-    """A local Prefect server for this run, or the one PREFECT_API_URL names."""
-    if os.environ.get("PREFECT_API_URL"):
+def prefect_server(
+    home: Path, port: int, settings: dict[str, str] | None = None, *, own: bool = False
+) -> Iterator[str]:
+    """A local Prefect server for this run, or the one PREFECT_API_URL names (unless `own`)."""
+    if os.environ.get("PREFECT_API_URL") and not own:
         yield os.environ["PREFECT_API_URL"]
         return
     home.mkdir(parents=True, exist_ok=True)
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **(settings or {}),
+    }
     with (home / "server.log").open("ab") as server_log:
         server = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
