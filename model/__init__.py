@@ -1,5 +1,7 @@
 """Pure-Python model code: live data, predictors, the example model, submission checks."""
 
+from typing import Any
+
 from model.data import (
     check_live,
     check_live_file,
@@ -9,10 +11,22 @@ from model.data import (
     read_live,
 )
 from model.errors import InvalidSubmission, LiveDataError, PredictorError
-from model.example import ExampleModel, train_example_model, train_from_files
 from model.predictor import Predictor, load_predictor, make_predict_fn, save_predict_fn
 from model.summary import prediction_summary
 from model.validation import CheckFailure, ValidationResult, ensure_valid, validate_submission
+
+_EXAMPLE = ("ExampleModel", "train_example_model", "train_from_files")
+
+
+def __getattr__(name: str) -> Any:
+    # The example model needs scikit-learn, seconds to import: only when asked for, so that a
+    # flow run whose models are plain predict functions starts without it.
+    if name in _EXAMPLE:
+        from model import example
+
+        return getattr(example, name)
+    raise AttributeError(f"module 'model' has no attribute {name!r}")
+
 
 __all__ = [
     "CheckFailure",

@@ -15,16 +15,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from numerai_tools.submissions import (
-    CRYPTO_ALLOWED_ID_COLS,
-    CRYPTO_ALLOWED_PRED_COLS,
-    CRYPTO_MIN_TICKERS,
-    NUMERAI_ALLOWED_ID_COLS,
-    NUMERAI_ALLOWED_PRED_COLS,
-    SIGNALS_ALLOWED_ID_COLS,
-    SIGNALS_ALLOWED_PRED_COLS,
-    SIGNALS_MIN_TICKERS,
-)
+# numerai-tools 0.7.2's column names and minimums (numerai_tools.submissions), written out because
+# importing that module loads scipy and scikit-learn, seconds on every flow-run start; a test
+# keeps these equal to the installed numerai-tools.
+NUMERAI_ALLOWED_ID_COLS = ["id"]
+NUMERAI_ALLOWED_PRED_COLS = ["prediction", "probability"]
+SIGNALS_ALLOWED_ID_COLS = [
+    "ticker",
+    "sedol",
+    "bloomberg_ticker",
+    "composite_figi",
+    "numerai_ticker",
+]
+SIGNALS_ALLOWED_PRED_COLS = ["prediction", "signal"]
+SIGNALS_MIN_TICKERS = 100
+CRYPTO_ALLOWED_ID_COLS = ["symbol"]
+CRYPTO_ALLOWED_PRED_COLS = ["prediction", "signal"]
+CRYPTO_MIN_TICKERS = 100
 
 CLASSIC = 8
 SIGNALS = 11

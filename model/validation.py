@@ -7,15 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from numerai_tools.submissions import (
-    NUMERAI_ALLOWED_PRED_COLS,
-    validate_submission_crypto,
-    validate_submission_numerai,
-    validate_submission_signals,
-)
 
 from model.errors import InvalidSubmission
-from model.tournaments import CLASSIC, SIGNALS, Tournament
+from model.tournaments import CLASSIC, NUMERAI_ALLOWED_PRED_COLS, SIGNALS, Tournament
 
 ID_COLUMN = "id"
 PREDICTION_COLUMNS = tuple(NUMERAI_ALLOWED_PRED_COLS)  # "prediction", or "probability"
@@ -112,6 +106,8 @@ def _check_values(preds: pd.Series) -> list[CheckFailure]:
 
 def _check_numerai_tools(submission: pd.DataFrame, live_ids: pd.Index) -> list[CheckFailure]:
     """Run numerai-tools' own Classic validation; anything it rejects is rejected here."""
+    from numerai_tools.submissions import validate_submission_numerai  # loads scipy: when used
+
     try:
         validate_submission_numerai(pd.Series(live_ids), submission.copy())
     except Exception as exc:
@@ -159,6 +155,8 @@ def _check_numerai_tools_tickers(
     submission: pd.DataFrame, universe: pd.DataFrame, tournament: Tournament
 ) -> list[CheckFailure]:
     """Run numerai-tools' own Signals or Crypto validation on a copy of the submission."""
+    from numerai_tools.submissions import validate_submission_crypto, validate_submission_signals
+
     validate = (
         validate_submission_signals if tournament.number == SIGNALS else validate_submission_crypto
     )

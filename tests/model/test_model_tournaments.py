@@ -118,3 +118,32 @@ def test_ticker_example_says_when_no_prices_are_given() -> None:
     predict = train_ticker_example(_prices("symbol", [f"X{i}" for i in range(20)]), "crypto")
     with pytest.raises(ValueError, match="no daily prices"):
         predict(pd.DataFrame({"symbol": ["X1"]}), pd.DataFrame())
+
+
+def test_column_names_and_minimums_match_the_installed_numerai_tools() -> None:
+    import numerai_tools.submissions as upstream
+
+    from model import tournaments
+
+    for name in (
+        "NUMERAI_ALLOWED_ID_COLS",
+        "NUMERAI_ALLOWED_PRED_COLS",
+        "SIGNALS_ALLOWED_ID_COLS",
+        "SIGNALS_ALLOWED_PRED_COLS",
+        "SIGNALS_MIN_TICKERS",
+        "CRYPTO_ALLOWED_ID_COLS",
+        "CRYPTO_ALLOWED_PRED_COLS",
+        "CRYPTO_MIN_TICKERS",
+    ):
+        assert getattr(tournaments, name) == getattr(upstream, name), name
+
+
+def test_importing_the_flow_loads_neither_scipy_nor_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, flows.submit_round; print(sorted({'scipy', 'sklearn'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
