@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: help venv run test lint format typecheck check lock ui clean bench aws-test image image-test deployer-policy
+.PHONY: help venv run test lint format typecheck check lock ui clean bench season aws-test image image-test deployer-policy
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ clean:  ## Remove the virtualenv, downloaded data and local Prefect state
 
 bench: venv  ## Benchmarks on v5.3-size sandbox data: prints a table, writes benchmarks/results.json
 	$(BIN)/python -m benchmarks.bench
+
+season: venv  ## Four simulated weeks of rounds with faults on the real deployments: prints the report
+	$(BIN)/python -m benchmarks.season
 
 aws-test: venv  ## AWS checks on moto only: Dockerfile, stack, ECS worker
 	$(BIN)/python -m pytest tests/aws

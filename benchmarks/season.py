@@ -7,19 +7,20 @@ Everything a production install runs is real: a Prefect server with its automati
 project's prefect.yaml deployed with `prefect deploy --all`, a process worker, the webhook
 receiver over HTTP, and a notification block pointing at a local sink. Numerai is the sandbox.
 
-Time. The sandbox's clock runs SPEED times faster than the wall clock while runs are under way
-and jumps over idle time to the next event. Events are a round opening (the sandbox POSTs each
-model's webhook to the receiver) and the round-retry times of its window, read from
-model/schedule.py; Prefect's scheduler keeps wall time, so it is off and the driver starts the
-round-retry deployment at those simulated times. The flows' own time settings (retry delays, API
+Time. The sandbox's clock runs SPEED times faster than the wall clock and jumps to the next
+event whenever no run is under way. Events are a round opening (the sandbox POSTs each model's
+webhook to the receiver) and the round-retry times of its window, read from model/schedule.py;
+Prefect's scheduler keeps wall time, so it is off and the driver starts the round-retry
+deployment at those simulated times, whether or not earlier runs are still going. The flows' own time settings (retry delays, API
 timeouts, the close margin) are divided by SPEED so that they last as long in simulated time as
 in production. Clients see the sandbox's times translated to the wall clock, so the flows compare
 round times with their own clock exactly as they do against Numerai.
 
-Faults. Each round gets one seeded scenario from SCENARIOS: bursts of GraphQL errors or HTTP
-5xx, a hanging call, slow answers, a download cut short or corrupted, an upload silently
-dropped, the flow process killed mid-run, the webhook delivered many times at once, or an outage
-(every call answers 503) from the opening until a random time, sometimes past the close.
+Faults. Every scenario of SCENARIOS is dealt to the rounds in a seeded order (a short season
+gets several per round): bursts of GraphQL errors or HTTP 5xx, a hanging call, slow answers, a
+download cut short or corrupted, an upload silently dropped, the flow process killed mid-run,
+the webhook delivered many times at once, and outages (every call answers 503) from the opening
+until a random time inside the window or past the close.
 
 Report: rounds open; per model, rounds with a verified submission before the close; uploads after
 the close (must be 0); duplicate uploads beyond the first (must be 0); missed rounds and whether
@@ -369,15 +370,24 @@ class Season:
 
     # -- the season ----------------------------------------------------------------------
 
+    def advance_to(self, sandbox: Sandbox, at: dt.datetime) -> None:
+        """Let the clock run until `at`, jumping to it once no run is under way."""
+        while sandbox.now() < at:
+            if not self.active_runs():
+                sandbox.set_clock(at, self.speed)
+                return
+            time.sleep(0.25)
+
     def play(self, sandbox: Sandbox, sink: Sink, plans: list[RoundPlan]) -> list[RoundOutcome]:
         """Walk the clock through every round; start what production would start, when."""
         from prefect.deployments import run_deployment
 
         outcomes = []
+        sandbox.set_clock(plans[0].opens, self.speed)  # the season starts at its first opening
         for index, plan in enumerate(plans):
             sink.round_index = index
             runs_before = self._run_count()
-            sandbox.set_clock(plan.opens, self.speed)
+            self.advance_to(sandbox, plan.opens)
             for fault in plan.faults:
                 sandbox.inject(fault)
             delivered = len(sandbox.webhook_deliveries)
@@ -388,15 +398,13 @@ class Season:
                 self._repeat_webhooks(sandbox, plan.number)
             if "killed-run" in plan.scenarios:
                 self.kill_a_running_flow()
-            self.wait_idle()
             window = next(w for w in ROUND_WINDOWS if w.name == plan.window)
             for offset in retry_offsets(window):
-                at = plan.opens + offset
-                if sandbox.now() < at:  # jump over idle time; never back
-                    sandbox.set_clock(at, self.speed)
+                # On time even if earlier runs are still going, as the cron schedule would.
+                self.advance_to(sandbox, plan.opens + offset)
                 run_deployment("submit-round/round-retry", timeout=0)
-                self.wait_idle()
-            sandbox.set_clock(max(plan.closes, sandbox.now()), self.speed)
+            self.advance_to(sandbox, plan.closes)
+            self.wait_idle()  # a run still going at the close ends (and must not upload)
             sandbox.clear_faults()
             outcomes.append(self._outcome(sandbox, plan, self._run_count() - runs_before))
         return outcomes

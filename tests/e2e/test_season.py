@@ -23,6 +23,7 @@ def test_a_short_season_deals_every_fault() -> None:
     assert [p.working_minute for p in plans].count(False) == 1  # the outage past the close
 
 
+@pytest.mark.timeout(1500)
 def test_a_week_of_rounds_with_faults_ends_right(tmp_path: Path) -> None:
     figures = run_season(tmp_path, weeks=1, seed=1)
     rounds = {r["number"]: r for r in figures["rounds"]}
