@@ -51,11 +51,28 @@ def prefect_env(prefect_server: str) -> dict[str, str]:
     }
 
 
+def _deploy(env: dict[str, str]) -> None:
+    _prefect("work-pool", "create", POOL, "--type", "process", "--overwrite", env=env)
+    _prefect("--no-prompt", "deploy", "--all", env=env)
+
+
 @pytest.fixture(scope="session")
 def deployed(prefect_env: dict[str, str]) -> None:
     """The project's own prefect.yaml, deployed with `prefect deploy --all`."""
-    _prefect("work-pool", "create", POOL, "--type", "process", "--overwrite", env=prefect_env)
-    _prefect("--no-prompt", "deploy", "--all", env=prefect_env)
+    _deploy(prefect_env)
+
+
+@pytest.fixture
+def still_deployed(deployed: None, prefect_env: dict[str, str]) -> None:
+    """Deployed again if another test (the CLI's teardown) removed the deployments meanwhile."""
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            for name in ("round", "round-retry"):
+                client.read_deployment_by_name(f"submit-round/{name}")
+        except ObjectNotFound:
+            _deploy(prefect_env)
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +97,7 @@ class LiveRound:
 
 
 @pytest.fixture
-def live_round(deployed: None, tmp_path: Path) -> Iterator[LiveRound]:
+def live_round(still_deployed: None, tmp_path: Path) -> Iterator[LiveRound]:
     with Sandbox(tmp_path / "sandbox", seed=7, size="tiny") as sandbox:
         # The deployed runs keep live data under the project's .numerai/data by round number;
         # a fresh number per test keeps them apart.
