@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
@@ -37,11 +40,58 @@ ENV_KEYS = ("NUMERAI_PUBLIC_ID", "NUMERAI_SECRET_KEY")
 # How many models of a round run at once. Each holds its own feature columns and predictions
 # in memory while it runs, so this bounds the round's memory as well as its API traffic.
 CONCURRENCY_ENV = "NUMERAI_MODEL_CONCURRENCY"
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = 8
+
+
+class _Starts:
+    """One round's models: their runs are created one at a time, then work side by side.
+
+    Prefect's server on SQLite answers 503 to a task run created while another write commits
+    (the subflow's tracking task run; the client then backs off 2, 4, 8 s), and a running
+    model writes all the time. So every model's submit-model run is created first, one after
+    the other, while no model works; then at most `concurrency` models work at once.
+    """
+
+    def __init__(self, models: int, concurrency: int) -> None:
+        self.creating = threading.Lock()
+        self.pending = models
+        self.all_created = threading.Condition()
+        self.working = threading.BoundedSemaphore(concurrency)
+
+    def created(self) -> None:
+        """This model's run exists (or could not be made): let the next one be created."""
+        self.creating.release()
+        with self.all_created:
+            self.pending -= 1
+            self.all_created.notify_all()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Inside a model's run: wait until every run exists and a working slot is free."""
+        self.created()
+        with self.all_created:
+            self.all_created.wait_for(lambda: self.pending <= 0)
+        with self.working:
+            yield
+
+
+_model = threading.local()  # the _Starts of the round this thread's model belongs to
+
+
+@contextmanager
+def _model_turn() -> Iterator[None]:
+    """The model's turn to work, when run side by side with others (else at once)."""
+    starts: _Starts | None = getattr(_model, "starts", None)
+    _model.starts = None
+    if starts is None:
+        yield
+        return
+    with starts.turn():
+        yield
 
 
 def model_concurrency() -> int:
-    """NUMERAI_MODEL_CONCURRENCY (default 4, at least 1): models of a round run at once."""
+    """NUMERAI_MODEL_CONCURRENCY (default 8, at least 1): models of a round run at once."""
     raw = os.environ.get(CONCURRENCY_ENV, "").strip()
     try:
         value = int(raw) if raw else DEFAULT_CONCURRENCY
@@ -100,6 +150,19 @@ def submit_model(
     force: bool = False,
 ) -> ModelReport:
     """Predict, validate, upload and verify one model's submission for the open round."""
+    with _model_turn():
+        return _submit_model(config, credentials, round_info, live, account, trigger_id, force)
+
+
+def _submit_model(
+    config: NumeraiModel,
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    live: LiveData,
+    account: dict[str, str],
+    trigger_id: str | None,
+    force: bool,
+) -> ModelReport:
     logger = get_run_logger()
     report = ModelReport(
         model=config.model_name, round=round_info.number, tournament=live.rules.name
@@ -197,12 +260,6 @@ def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
     return rows
 
 
-@task(
-    name="run-model",
-    task_run_name="model-{config.model_name}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
 def run_model(
     config: NumeraiModel,
     credentials: NumeraiCredentials,
@@ -212,11 +269,7 @@ def run_model(
     trigger_id: str | None,
     force: bool,
 ) -> ModelReport:
-    """Run one model's submit-model subflow and turn however it ended into its report.
-
-    A task so that models run side by side on a thread pool: Prefect gives a subflow started
-    from a task its own run (named round-N-model) linked to this task and to the round's run.
-    """
+    """Run one model's submit-model subflow and turn however it ended into its report."""
     state = submit_model(
         config, credentials, round_info, live, account, trigger_id, force, return_state=True
     )
@@ -241,19 +294,36 @@ def _run_models(
     force: bool,
 ) -> list[ModelReport]:
     """Every model's subflow, at most model_concurrency() at once; reports in config order."""
-    shared = {
+    shared: dict[str, Any] = {
         "credentials": credentials, "round_info": round_info, "live": live, "account": account,
         "trigger_id": trigger_id, "force": force,
     }  # fmt: skip
-    workers = min(model_concurrency(), len(configs))
-    with ThreadPoolTaskRunner[ModelReport](max_workers=workers) as runner:
-        futures = [runner.submit(run_model, {"config": config, **shared}) for config in configs]
+    starts = _Starts(len(configs), model_concurrency())
+
+    def run_in_turn(config: NumeraiModel) -> ModelReport:
+        starts.creating.acquire()
+        _model.starts = starts
+        try:
+            return run_model(config, **shared)
+        finally:
+            if _model.starts is starts:  # its run was never created: do not hold the others
+                _model.starts = None
+                starts.created()
+
+    # A thread per model (each waits for its turn inside its own run), all in the round run's
+    # context so that every submit-model run is its subflow. Runs are created one at a time,
+    # which also keeps Prefect's per-run counter of subflow keys free of races.
+    with ThreadPoolExecutor(max_workers=len(configs), thread_name_prefix="model") as pool:
+        futures = [
+            pool.submit(contextvars.copy_context().run, run_in_turn, config) for config in configs
+        ]
         reports = []
         for config, future in zip(configs, futures, strict=True):
-            outcome = future.result(raise_on_failure=False)
-            if not isinstance(outcome, ModelReport):  # run-model itself never raises; in case
+            try:
+                outcome = future.result()
+            except Exception as exc:  # run_model itself never raises; in case
                 outcome = ModelReport(
-                    config.model_name, round_info.number, error=f"run-model ended: {outcome}",
+                    config.model_name, round_info.number, error=f"{type(exc).__name__}: {exc}",
                     tournament=live.rules.name,
                 )  # fmt: skip
             reports.append(outcome)
@@ -271,7 +341,7 @@ def submit_round(
 ) -> State[Any]:
     """Submit the open round for every configured model; one model's failure spares the rest.
 
-    Models run side by side, at most NUMERAI_MODEL_CONCURRENCY (default 4) at once, each in its
+    Models run side by side, at most NUMERAI_MODEL_CONCURRENCY (default 8) at once, each in its
     own submit-model run named round-N-model; live data is downloaded and checked once.
     """
     logger = get_run_logger()

@@ -1,4 +1,4 @@
-"""Models of a round run side by side, each in its own named, linked submit-model run."""
+"""Models of a round work side by side, each in its own named submit-model run of the round."""
 
 from __future__ import annotations
 
