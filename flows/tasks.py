@@ -41,6 +41,9 @@ from model.validation import ValidationResult, validate_submission, validate_tic
 # impatient operators can shorten; the whole ladder stays well inside a one-hour round.
 API_RETRIES = int(os.environ.get("NUMERAI_API_RETRIES", "4"))
 API_RETRY_BASE_SECONDS = float(os.environ.get("NUMERAI_RETRY_BASE_SECONDS", "5"))
+# While Numerai does not answer, a run's first call keeps trying this long: a run started in an
+# outage submits as soon as it ends, instead of leaving the rest of the window to the next retry.
+ROUND_PATIENCE_SECONDS = float(os.environ.get("NUMERAI_ROUND_PATIENCE_SECONDS", "900"))
 # Nothing is uploaded closer than this to the round's close: an upload must finish in time.
 CLOSE_MARGIN = dt.timedelta(seconds=float(os.environ.get("NUMERAI_CLOSE_MARGIN_SECONDS", "15")))
 LIVE_FILES = tournament(CLASSIC).live_files
@@ -76,6 +79,32 @@ api_task = task(
 )
 
 
+def patient_delays(patience: float, base: float, longest: float) -> list[float]:
+    """Retry delays doubling from `base` up to `longest`, adding up to at most `patience`."""
+    delays: list[float] = []
+    delay = base
+    while len(delays) < 50 and sum(delays) + delay <= patience:  # Prefect takes 50 at most
+        delays.append(delay)
+        delay = min(2 * delay, longest)
+    return delays
+
+
+_PATIENT = patient_delays(
+    ROUND_PATIENCE_SECONDS, API_RETRY_BASE_SECONDS, longest=12 * API_RETRY_BASE_SECONDS
+)
+# The same policy with the patient ladder, when patience buys more retries than the usual one.
+patient_api_task = (
+    task(
+        retries=len(_PATIENT),
+        retry_delay_seconds=_PATIENT,
+        retry_jitter_factor=0.2,
+        retry_condition_fn=retry_if_transient,
+    )
+    if len(_PATIENT) > API_RETRIES
+    else api_task
+)
+
+
 @dataclass(frozen=True)
 class LiveData:
     """The checked files of one round's live data."""
@@ -95,9 +124,9 @@ class LiveData:
         return tournament(self.tournament)
 
 
-@api_task
+@patient_api_task
 def resolve_round(credentials: NumeraiCredentials, tournament: int) -> RoundInfo | None:
-    """The round open for submissions now, or None."""
+    """The round open for submissions now, or None; waits out an outage (the run's first call)."""
     current = credentials.get_client(tournament).current_round(tournament)
     if current is None or not current.is_open():
         return None

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("NUMERAI_RETRY_BASE_SECONDS", "0.2")
+# Round resolution waits out outages for 15 min in production; tests that want it say so.
+os.environ.setdefault("NUMERAI_ROUND_PATIENCE_SECONDS", "0")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 
 
