@@ -148,3 +148,19 @@ def test_save_predict_fn_replaces_atomically(tmp_path: Path, live_frame: pd.Data
 
     assert save_predict_fn(predict, target) == target
     assert load_predictor(target)(live_frame)["prediction"].between(0, 1).all()
+
+
+def test_example_model_predicts_in_row_batches_with_the_same_result(
+    train_frame: pd.DataFrame, live_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model import predictor
+    from model.example import train_example_model
+
+    features = [c for c in live_frame.columns if c.startswith("feature_")]
+    model = train_example_model(train_frame, features, max_iter=20)
+    whole = predictor.make_predict_fn(model)(live_frame)
+    monkeypatch.setattr(predictor, "PREDICT_BATCH_ROWS", 7)  # 300 rows: 43 batches
+    batched = predictor.make_predict_fn(model)(live_frame)
+    pd.testing.assert_frame_equal(batched, whole)
+    assert batched.index.name == "id" and list(batched.columns) == ["prediction"]
+    assert predictor.make_predict_fn(model)(live_frame.iloc[:0]).empty
