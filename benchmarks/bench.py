@@ -13,9 +13,11 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,9 @@ from sandbox import SIZES, Sandbox
 from sandbox.data import resolve_size
 
 ROOT = Path(__file__).resolve().parents[1]
+POOL = "numerai-local"
+ROUND_DEPLOYMENT = "submit-round/round"
+WORKER_QUERY_SECONDS = 1  # benchmarks.webhook.worker_env
 SEED = 2  # one seed everywhere: the example model needs the same feature names
 
 
@@ -46,7 +51,12 @@ def free_port() -> int:
 
 
 def child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one measured command in a fresh process; its last stdout line is JSON figures."""
+    """Run one measured command in a fresh process; its last stdout line is JSON figures.
+
+    Adds process_s: the whole process as the parent saw it, interpreter start and imports
+    included.
+    """
+    started = time.perf_counter()
     result = subprocess.run(  # noqa: S603 - our interpreter, our module
         [sys.executable, "-m", "benchmarks.children", *args],
         cwd=ROOT,
@@ -56,10 +66,47 @@ def child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
         timeout=1800,
         check=False,
     )
+    process_s = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"benchmark child {args[0]} failed:\n{result.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["process_s"] = process_s
     return figures
+
+
+def deploy_round(workdir: Path, env: dict[str, str]) -> None:
+    """The submit-round/round deployment on a process pool, as `prefect deploy` makes it.
+
+    A file of its own rather than the project's prefect.yaml: the same flow, entrypoint and
+    pull step, without the retry schedules, so no scheduled run lands on the worker mid-bench.
+    """
+    spec = workdir / "bench-prefect.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            f"""\
+            name: numerai-prefect-bench
+            prefect-version: 3.9.1
+            build: null
+            push: null
+            pull:
+              - prefect.deployments.steps.set_working_directory:
+                  directory: "{ROOT}"
+            deployments:
+              - name: round
+                entrypoint: flows/submit_round.py:submit_round
+                parameters: {{credentials_block: numerai, data_dir: "{workdir / "data"}"}}
+                work_pool: {{name: {POOL}, work_queue_name: default}}
+            """
+        )
+    )
+    for command in (
+        ["work-pool", "create", POOL, "--type", "process"],
+        ["--no-prompt", "deploy", "--all", "--prefect-file", str(spec)],
+    ):
+        subprocess.run(  # noqa: S603 - our interpreter
+            [sys.executable, "-m", "prefect", *command],
+            cwd=ROOT, env=env, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
 
 
 class Bench:
@@ -88,15 +135,48 @@ class Bench:
             blocks.append(model_block_name(name))
         return blocks
 
-    def flow_run(self, blocks: list[str]) -> dict[str, Any]:
-        """One submit-round flow in a fresh process, on a freshly opened round."""
+    def flow_run(self, blocks: list[str], *limits: str) -> dict[str, Any]:
+        """One submit-round flow called in a fresh process, on a freshly opened round."""
         self.sandbox.open_round()
         return child(
             "flow",
             "--models", ",".join(blocks),
             "--credentials-block", "bench",
             "--data-dir", str(self.workdir / "data"),
+            *limits,
         )  # fmt: skip
+
+    def worker_run(self, blocks: list[str]) -> dict[str, Any]:
+        """One run of the deployment on the process pool, from its creation to a final state."""
+        from prefect.client.orchestration import get_client
+
+        self.sandbox.open_round()
+        parameters = {
+            "models": blocks,
+            "credentials_block": "bench",
+            "data_dir": str(self.workdir / "data"),
+        }
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(ROUND_DEPLOYMENT)
+            created = time.time()
+            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+            while not (run.state and run.state.is_final()):
+                if time.time() - created > 600:
+                    raise SystemExit(f"flow run {run.id} not final within 600 s")
+                time.sleep(0.1)
+                run = client.read_flow_run(run.id)
+            if not run.state.is_completed():
+                raise SystemExit(f"flow run ended {run.state.name}: {run.state.message}")
+            states = {
+                s.type.value: s.timestamp.timestamp() for s in client.read_flow_run_states(run.id)
+            }
+        final = run.state.timestamp.timestamp()
+        return {
+            "seconds": final - created,
+            "to_pending_s": states["PENDING"] - created,
+            "pending_to_running_s": states["RUNNING"] - states["PENDING"],
+            "running_to_final_s": final - states["RUNNING"],
+        }
 
     def bare_run(self, model: str, predictor: Path, feature_set: str) -> dict[str, Any]:
         """The same round done by a bare numerapi script, on a freshly opened round."""
@@ -125,20 +205,50 @@ def train_example(sandbox: Sandbox, workdir: Path, feature_set: str) -> Path:
     return train_from_files(train, features, feature_set, workdir / f"example-{feature_set}.pkl")
 
 
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
 def orchestration(bench: Bench, example: Path, feature_set: str, repeats: int) -> None:
-    """1. the same round by a bare numerapi script and by the flow: wall time, ratio."""
+    """1. the same round by a bare numerapi script and by the flow: wall time, ratio.
+
+    Rounds alternate bare / deployment on the worker / flow in a fresh process, so that a
+    change in the machine's load falls on all three; medians of the repeats are compared.
+    """
     [block] = bench.save_blocks(["bench_example"], example, feature_set)
-    bare = [bench.bare_run("bench_example", example, feature_set) for _ in range(repeats)]
-    flow = [bench.flow_run([block]) for _ in range(repeats)]
-    best_bare = min(r["seconds"] for r in bare)
-    best_flow = min(r["seconds"] for r in flow)
-    bench.results["orchestration"] = {
-        "bare_numerapi_s": best_bare,
-        "flow_s": best_flow,
-        "ratio_flow_over_bare": best_flow / best_bare,
+    bare, worker, direct = [], [], []
+    for _ in range(repeats):
+        bare.append(bench.bare_run("bench_example", example, feature_set))
+        worker.append(bench.worker_run([block]))
+        direct.append(bench.flow_run([block]))
+    figures: dict[str, Any] = {
+        "bare_process_s": _median(bare, "process_s"),
+        "bare_in_script_s": _median(bare, "seconds"),
+        "flow_worker_s": _median(worker, "seconds"),
+        "flow_worker_stages_s": {
+            key: _median(worker, key)
+            for key in ("to_pending_s", "pending_to_running_s", "running_to_final_s")
+        },
+        "flow_process_s": _median(direct, "process_s"),
+        "flow_in_process_s": _median(direct, "seconds"),
         "repeats": repeats,
-        "note": "best of repeats; each in a fresh process (imports included in both)",
+        "runs": {"bare": bare, "worker": worker, "flow_process": direct},
+        "worker_query_seconds": WORKER_QUERY_SECONDS,
+        "note": (
+            "medians. bare_process_s: a fresh python process doing the round with numerapi "
+            "(interpreter start, imports, download, predict, upload, verify), timed by its "
+            "parent. flow_worker_s: from creating a run of the submit-round deployment (server "
+            "and process worker already up, worker polling every second) to the run's final "
+            "state; includes the worker's poll, the new flow process (interpreter start, "
+            "imports, loading the flow) and the flow. in-script/in-process: after imports."
+        ),
     }
+    figures["ratio_worker_over_bare_process"] = figures["flow_worker_s"] / figures["bare_process_s"]
+    figures["ratio_flow_process_over_bare_process"] = (
+        figures["flow_process_s"] / figures["bare_process_s"]
+    )
+    figures["ratio_in_process"] = figures["flow_in_process_s"] / figures["bare_in_script_s"]
+    bench.results["orchestration"] = figures
 
 
 def memory(bench: Bench, example: Path, feature_set: str, size_name: str) -> None:
@@ -157,32 +267,87 @@ def memory(bench: Bench, example: Path, feature_set: str, size_name: str) -> Non
             features = sandbox.store.path(sandbox.data_version, "features.json", 0)
             needed = child("load", "--live", str(live), "--features-json", str(features),
                            "--feature-set", feature_set, "--how", "needed-int8")  # fmt: skip
+            model_mb = example.stat().st_size / 2**20
+            goal = 2 * (needed["frame_mb"] + model_mb)
+            increment = run["peak_rss_mb"] - run["after_libraries_rss_mb"]
             figures[label] = {
                 "live_rows": size.live_rows,
                 "flow_peak_rss_mb": run["peak_rss_mb"],
+                "after_imports_rss_mb": run["after_imports_rss_mb"],
+                "after_libraries_rss_mb": run["after_libraries_rss_mb"],
+                "increment_mb": increment,
                 "needed_columns_mb": needed["frame_mb"],
-                "model_file_mb": example.stat().st_size / 2**20,
+                "model_file_mb": model_mb,
+                "goal_increment_mb": goal,
+                "goal_met": increment <= goal,
             }
+            if label == "1x":
+                # The budget: one CPU, and a 1 GiB limit on the process's data segment
+                # (RLIMIT_DATA: heap and private mappings; an allocation past it fails).
+                try:
+                    budget = sub.flow_run([block], "--cpus", "1", "--data-limit-mb", "1024")
+                    figures["budget_1cpu_1gib"] = {
+                        "completed": True,
+                        "peak_rss_mb": budget["peak_rss_mb"],
+                        "seconds": budget["seconds"],
+                    }
+                except SystemExit as failed:
+                    figures["budget_1cpu_1gib"] = {"completed": False, "error": str(failed)[-500:]}
+    one, ten = figures["1x"], figures["10x"]
+    figures["slope"] = {
+        "peak_growth_mb": ten["flow_peak_rss_mb"] - one["flow_peak_rss_mb"],
+        "columns_growth_mb": ten["needed_columns_mb"] - one["needed_columns_mb"],
+    }
+    figures["slope"]["ratio"] = (
+        figures["slope"]["peak_growth_mb"] / figures["slope"]["columns_growth_mb"]
+    )
+    figures["note"] = (
+        "peak: VmHWM of the fresh flow process. increment: peak minus RSS after importing the "
+        "flow and scikit-learn (the libraries; Prefect's client, threads and the first API "
+        "calls still count in it). slope: how the peak grows from 1x to 10x live rows, against "
+        "how the model's columns grow."
+    )
     bench.results["memory"] = figures
 
 
-def scale(bench: Bench, feature_set: str, counts: list[int]) -> None:
-    """3. 1, 5, 20 light models in one round: total and per-model time; downloads."""
+def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> None:
+    """3. 1, 5, 20 light models in one round: total and per-model time; downloads.
+
+    The counts alternate within each repeat (1, 5, 20, 1, 5, 20, ...); medians are compared.
+    """
+    from flows.submit_round import model_concurrency
+
     predictor = bench.workdir / "rank_feature.pkl"
     predictor.write_bytes(cloudpickle.dumps(rank_feature))
-    figures = {}
+    blocks = {
+        n: bench.save_blocks([f"scale_{n}_{i}" for i in range(n)], predictor, feature_set)
+        for n in counts
+    }
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    for _ in range(repeats):
+        for n in counts:
+            downloads_before = len(bench.sandbox.downloads)
+            run = bench.flow_run(blocks[n])
+            run["live_files_downloaded"] = len(bench.sandbox.downloads) - downloads_before
+            runs[n].append(run)
+    figures: dict[str, Any] = {}
     for n in counts:
-        blocks = bench.save_blocks([f"scale_{n}_{i}" for i in range(n)], predictor, feature_set)
-        downloads_before = len(bench.sandbox.downloads)
-        run = bench.flow_run(blocks)
+        seconds = _median(runs[n], "seconds")
         figures[str(n)] = {
-            "seconds": run["seconds"],
-            "per_model_s": run["seconds"] / n,
-            "live_files_downloaded": len(bench.sandbox.downloads) - downloads_before,
+            "seconds": seconds,
+            "process_s": _median(runs[n], "process_s"),
+            "per_model_s": seconds / n,
+            "live_files_downloaded": max(r["live_files_downloaded"] for r in runs[n]),
+            "runs_s": [r["seconds"] for r in runs[n]],
         }
     first = figures[str(counts[0])]["seconds"]
     for n in counts:
         figures[str(n)]["ratio_to_1"] = figures[str(n)]["seconds"] / first
+    figures["model_concurrency"] = model_concurrency()
+    figures["note"] = (
+        "medians of the repeats; the flow call in a fresh process, imports excluded "
+        "(process_s includes them); live files downloaded: the most in one run"
+    )
     bench.results["scale"] = figures
 
 
@@ -203,40 +368,85 @@ def loading(bench: Bench, feature_set: str) -> None:
     }
 
 
+def webhook(bench: Bench, env: dict[str, str], requests: int, rounds: int) -> None:
+    """5. webhook → 200 latency and webhook → verified time (benchmarks/webhook.py)."""
+    from benchmarks import webhook as hook
+
+    work = bench.workdir / "webhook"
+    work.mkdir(exist_ok=True)
+    bench.results["webhook"] = hook.measure(work, bench.sandbox, env, requests, rounds)
+
+
 def print_table(results: dict[str, Any]) -> None:
     """The figures, one line each."""
     o = results.get("orchestration")
-    rows = []
+    rows: list[tuple[str, str]] = []
     if o:
+        st = o["flow_worker_stages_s"]
         rows += [
-            ("round, bare numerapi script", f"{o['bare_numerapi_s']:.2f} s"),
-            ("round, submit-round flow", f"{o['flow_s']:.2f} s"),
-            ("  ratio flow / bare (goal <= 1.3)", f"{o['ratio_flow_over_bare']:.2f}"),
-        ]
+            ("round, bare numerapi script, whole process", f"{o['bare_process_s']:.2f} s"
+             f" (after imports {o['bare_in_script_s']:.2f} s)"),
+            ("round, submit-round on the process worker", f"{o['flow_worker_s']:.2f} s"
+             f" (pickup {st['to_pending_s']:.2f} + start {st['pending_to_running_s']:.2f}"
+             f" + flow {st['running_to_final_s']:.2f})"),
+            ("  ratio worker / bare process (goal <= 1.3)",
+             f"{o['ratio_worker_over_bare_process']:.2f}"),
+            ("round, submit-round called in a fresh process", f"{o['flow_process_s']:.2f} s"
+             f" (after imports {o['flow_in_process_s']:.2f} s)"),
+            ("  ratio fresh process / bare process",
+             f"{o['ratio_flow_process_over_bare_process']:.2f}"),
+            ("  ratio after imports, flow / bare", f"{o['ratio_in_process']:.2f}"),
+        ]  # fmt: skip
     for label, m in results.get("memory", {}).items():
+        if label == "note":
+            continue
+        if label == "slope":
+            rows.append(("  peak growth 1x -> 10x / columns growth",
+                         f"{m['peak_growth_mb']:.0f} MB / {m['columns_growth_mb']:.0f} MB"
+                         f" = {m['ratio']:.1f}x (goal <= 2)"))  # fmt: skip
+            continue
+        if label == "budget_1cpu_1gib":
+            verdict = (f"completed, peak {m['peak_rss_mb']:.0f} MB, {m['seconds']:.2f} s"
+                       if m["completed"] else f"FAILED: {m['error'][-120:]}")  # fmt: skip
+            rows.append(("example model, 1 CPU, 1 GiB data limit, 1x live", verdict))
+            continue
         rows.append(
             (f"peak RSS, 1 model, {label} live ({m['live_rows']} rows)",
-             f"{m['flow_peak_rss_mb']:.0f} MB (needed columns {m['needed_columns_mb']:.1f} MB,"
-             f" model {m['model_file_mb']:.1f} MB)")
+             f"{m['flow_peak_rss_mb']:.0f} MB = {m['after_libraries_rss_mb']:.0f} after imports"
+             f" ({m['after_imports_rss_mb']:.0f} before scikit-learn) + {m['increment_mb']:.0f}"
+             f" (goal <= {m['goal_increment_mb']:.0f}: 2 x (columns"
+             f" {m['needed_columns_mb']:.1f} + model {m['model_file_mb']:.1f}))")
         )  # fmt: skip
-    for n, s in results.get("scale", {}).items():
+    scale_figures = results.get("scale", {})
+    for n, s in scale_figures.items():
+        if not isinstance(s, dict):
+            continue
         rows.append(
             (f"{n} light models, one round",
              f"{s['seconds']:.2f} s ({s['per_model_s']:.2f} s/model, x{s['ratio_to_1']:.2f} of 1;"
              f" {s['live_files_downloaded']} live files downloaded)")
         )  # fmt: skip
+    if scale_figures:
+        rows.append(("  models at once (NUMERAI_MODEL_CONCURRENCY)",
+                     str(scale_figures["model_concurrency"])))  # fmt: skip
     load = results.get("loading")
     if load:
         n, w = load["needed_int8"], load["whole_pandas"]
         rows += [
             ("load live, needed columns int8",
-             f"{n['seconds']:.3f} s, {n['frame_mb']:.1f} MB, peak {n['peak_rss_mb']:.0f} MB"),
+             f"{n['seconds']:.3f} s, {n['frame_mb']:.1f} MB, peak {n['peak_rss_mb']:.0f} MB"
+             f" ({n['after_imports_rss_mb']:.0f} after imports)"),
             ("load live, whole file, pandas defaults",
-             f"{w['seconds']:.3f} s, {w['frame_mb']:.1f} MB, peak {w['peak_rss_mb']:.0f} MB"),
+             f"{w['seconds']:.3f} s, {w['frame_mb']:.1f} MB, peak {w['peak_rss_mb']:.0f} MB"
+             f" ({w['after_imports_rss_mb']:.0f} after imports)"),
             ("  ratio whole / needed (time, memory)",
              f"{load['time_ratio_whole_over_needed']:.1f}x, "
              f"{load['memory_ratio_whole_over_needed']:.1f}x"),
         ]  # fmt: skip
+    if "webhook" in results:
+        from benchmarks import webhook as hook
+
+        rows += [(f"webhook: {name}", value) for name, value in hook.table_rows(results["webhook"])]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -244,11 +454,15 @@ def print_table(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the table."""
+    from benchmarks import webhook as hook
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", default="v5.3", choices=sorted(SIZES))
     parser.add_argument("--feature-set", default="medium")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="1,5,20")
+    parser.add_argument("--webhook-requests", type=int, default=500)
+    parser.add_argument("--webhook-rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -259,23 +473,29 @@ def main(argv: list[str] | None = None) -> int:
             Sandbox(workdir / "sandbox", seed=SEED, size=args.size) as sandbox,
         ):
             os.environ["PREFECT_API_URL"] = api_url  # for the measured child processes
+            env = hook.worker_env(api_url)
+            deploy_round(workdir, env)
             bench = Bench(sandbox, workdir)
             started = time.perf_counter()
             example = train_example(sandbox, workdir, args.feature_set)
             bench.results["example_training_s"] = time.perf_counter() - started
-            orchestration(bench, example, args.feature_set, args.repeats)
-            scale(bench, args.feature_set, [int(n) for n in args.models.split(",")])
-            loading(bench, args.feature_set)
+            with hook.process(hook.worker_command(POOL), env, workdir / "worker.log"):
+                orchestration(bench, example, args.feature_set, args.repeats)
+                counts = [int(n) for n in args.models.split(",")]
+                scale(bench, args.feature_set, counts, args.repeats)
+                loading(bench, args.feature_set)
+                webhook(bench, env, args.webhook_requests, args.webhook_rounds)
             memory(bench, example, args.feature_set, args.size)
     bench.results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
         "size": args.size,
         "feature_set": args.feature_set,
     }
     print_table(bench.results)
     args.out.write_text(json.dumps(bench.results, indent=2))
-    print(f"\nwritten to {args.out.relative_to(ROOT)}")
+    print(f"\nwritten to {args.out}")
     return 0
 
 

@@ -25,11 +25,21 @@ from typing import Any
 
 import cloudpickle
 import httpx
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, free_port, rank_feature
 from deployments.local import prefect_server
 from sandbox import Sandbox
+
+ROUND = "submit-round/round"  # the deployment the receiver starts by default
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -125,6 +135,32 @@ async def _apply_latency_deployment() -> None:
     await deployment.aapply()
 
 
+def find_webhook_run(prefect: SyncPrefectClient, trigger_id: str, timeout: float = 60) -> FlowRun:
+    """The run the receiver created for a trigger id: its tag and deployment, newest first.
+
+    Polled, and never the first page of every run: the latency runs alone are thousands.
+    """
+    from deployments.receiver import WEBHOOK_TAG
+
+    deployment = prefect.read_deployment_by_name(ROUND)
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[WEBHOOK_TAG]),
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=50,
+        )
+        found = [r for r in runs if r.parameters.get("trigger_id") == trigger_id]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no run for trigger {trigger_id} within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def to_verified(sandbox: Sandbox, url: str, secret: str, rounds: int) -> list[dict[str, float]]:
     """Open rounds that fire the webhook; time each stage until the submission is verified."""
     from prefect.client.orchestration import get_client
@@ -145,8 +181,7 @@ def to_verified(sandbox: Sandbox, url: str, secret: str, rounds: int) -> list[di
                 raise SystemExit("no verified submission within 300 s")
             time.sleep(0.05)
         with get_client(sync_client=True) as prefect:
-            runs = prefect.read_flow_runs()
-            [run] = [r for r in runs if r.parameters.get("trigger_id") == delivery.trigger_id]
+            run = find_webhook_run(prefect, delivery.trigger_id)
             while not (run.state and run.state.is_final()):
                 time.sleep(0.2)
                 run = prefect.read_flow_run(run.id)
@@ -168,63 +203,82 @@ def to_verified(sandbox: Sandbox, url: str, secret: str, rounds: int) -> list[di
     return figures
 
 
+def measure(
+    work: Path, sandbox: Sandbox, env: dict[str, str], requests: int, rounds: int
+) -> dict[str, Any]:
+    """Both webhook figures, against the Prefect server in env, with the round deployment made
+    and a process worker on its pool already running."""
+    from blocks import NumeraiCredentials, NumeraiModel
+
+    asyncio.run(_apply_latency_deployment())
+    secret = secrets.token_urlsafe(32)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    receiver_env = {**env, "NUMERAI_WEBHOOK_SECRET": secret}
+    NumeraiCredentials(
+        public_id=sandbox.public_id,
+        secret_key=SecretStr(sandbox.secret_key),
+        api_url=sandbox.api_url,
+    ).save("numerai", overwrite=True)
+    predictor = work / "rank.pkl"
+    predictor.write_bytes(cloudpickle.dumps(rank_feature))
+    sandbox.add_model("bench_webhook")
+    NumeraiModel(
+        model_name="bench_webhook", predictor_path=str(predictor), feature_set="small"
+    ).save("bench-webhook", overwrite=True)
+    receiver_cmd = [sys.executable, "-m", "deployments.receiver", "--port", str(port),
+                    "--log-level", "warning"]  # fmt: skip
+    results: dict[str, Any] = {"requests": requests}
+    with process(
+        receiver_cmd,
+        {**receiver_env, "NUMERAI_DEPLOYMENT": "submit-round/latency"},
+        work / "receiver-latency.log",
+    ):
+        wait_healthy(f"{url}/health")
+        results["latency"] = latency(url, secret, requests)
+    with process(receiver_cmd, receiver_env, work / "receiver.log"):
+        wait_healthy(f"{url}/health")
+        results["to_verified"] = to_verified(sandbox, url, secret, rounds)
+    return results
+
+
+def worker_env(api_url: str) -> dict[str, str]:
+    """The environment of the worker and the flows it starts: this server, polled every second."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+
+
+def worker_command(pool: str) -> list[str]:
+    """A process worker on a pool."""
+    return [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type",
+            "process"]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both benchmarks and print the table."""
+    """Run both benchmarks on their own server and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", default="tiny")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "webhook-results.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="numerai-webhook-bench-") as tmp:
         work = Path(tmp)
         with prefect_server(work / "prefect", free_port()) as api_url:
-            env = {
-                **os.environ,
-                "PREFECT_API_URL": api_url,
-                "PREFECT_WORKER_QUERY_SECONDS": "1",
-                "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-                "PREFECT_LOGGING_LEVEL": "WARNING",
-            }
+            env = worker_env(api_url)
             os.environ.update(PREFECT_API_URL=api_url)
             _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")
             _prefect(env, "--no-prompt", "deploy", "--all")
-            asyncio.run(_apply_latency_deployment())
-            secret = secrets.token_urlsafe(32)
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            receiver_env = {**env, "NUMERAI_WEBHOOK_SECRET": secret}
-            with Sandbox(work / "sandbox", seed=2, size="tiny") as sandbox:
-                from blocks import NumeraiCredentials, NumeraiModel
-
-                NumeraiCredentials(
-                    public_id=sandbox.public_id,
-                    secret_key=SecretStr(sandbox.secret_key),
-                    api_url=sandbox.api_url,
-                ).save("numerai", overwrite=True)
-                predictor = work / "rank.pkl"
-                predictor.write_bytes(cloudpickle.dumps(rank_feature))
-                sandbox.add_model("bench_webhook")
-                NumeraiModel(
-                    model_name="bench_webhook", predictor_path=str(predictor), feature_set="small"
-                ).save("bench-webhook", overwrite=True)
-                receiver_cmd = [sys.executable, "-m", "deployments.receiver", "--port", str(port),
-                                "--log-level", "warning"]  # fmt: skip
-                worker_cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool",
-                              "numerai-local", "--type", "process"]  # fmt: skip
-                results: dict[str, Any] = {}
-                with process(
-                    receiver_cmd,
-                    {**receiver_env, "NUMERAI_DEPLOYMENT": "submit-round/latency"},
-                    work / "receiver-latency.log",
-                ):
-                    wait_healthy(f"{url}/health")
-                    results["latency"] = latency(url, secret, args.requests)
-                with (
-                    process(receiver_cmd, receiver_env, work / "receiver.log"),
-                    process(worker_cmd, env, work / "worker.log"),
-                ):
-                    wait_healthy(f"{url}/health")
-                    results["to_verified"] = to_verified(sandbox, url, secret, args.rounds)
+            with (
+                Sandbox(work / "sandbox", seed=2, size=args.size) as sandbox,
+                process(worker_command("numerai-local"), env, work / "worker.log"),
+            ):
+                results = measure(work, sandbox, env, args.requests, args.rounds)
     print_table(results)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.out}")
@@ -233,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(results: dict[str, Any]) -> None:
     """Latency percentiles and the stages of webhook → verified, one line each."""
+    rows = table_rows(results)
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table's rows: (what, figures)."""
     lat = results["latency"]
     rows = []
     for name, v in lat.items():
@@ -244,11 +306,9 @@ def print_table(results: dict[str, Any]) -> None:
     for key in ("webhook_to_run_created_s", "queue_wait_s", "process_start_s", "flow_work_s",
                 "webhook_to_verified_s"):  # fmt: skip
         values = [r[key] for r in results["to_verified"]]
-        rows.append((key.replace("_s", "").replace("_", " "),
+        rows.append((key.removesuffix("_s").replace("_", " "),
                      f"median {statistics.median(values):.2f} s (of {len(values)})"))  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    return rows
 
 
 if __name__ == "__main__":
