@@ -11,10 +11,11 @@ Time. The sandbox's clock runs SPEED times faster than the wall clock and jumps 
 event whenever no run is under way. Events are a round opening (the sandbox POSTs each model's
 webhook to the receiver) and the round-retry times of its window, read from model/schedule.py;
 Prefect's scheduler keeps wall time, so it is off and the driver starts the round-retry
-deployment at those simulated times, whether or not earlier runs are still going. The flows' own time settings (retry delays, API
-timeouts, the close margin) are divided by SPEED so that they last as long in simulated time as
-in production. Clients see the sandbox's times translated to the wall clock, so the flows compare
-round times with their own clock exactly as they do against Numerai.
+deployment at those simulated times, whether or not earlier runs are still going. Time settings
+(retry delays, API timeouts, the close margin, the patience in an outage, Prefect's wait for a
+deployment's concurrency slot) are divided by SPEED so that they last as long in simulated time
+as in production. Clients see the sandbox's times translated to the wall clock, so the flows
+compare round times with their own clock exactly as they do against Numerai.
 
 Faults. Every scenario of SCENARIOS is dealt to the rounds in a seeded order (a short season
 gets several per round): bursts of GraphQL errors or HTTP 5xx, a hanging call, slow answers, a
@@ -65,6 +66,8 @@ FIRST_MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 API_TIMEOUT_S = 30.0
 RETRY_BASE_S = 5.0
 CLOSE_MARGIN_S = 15.0
+ROUND_PATIENCE_S = 900.0
+SLOT_WAIT_S = 30.0  # Prefect: how long a run waits for its deployment's concurrency slot
 GRAPHQL_OPERATIONS = (
     "rounds",
     "listDatasets",
@@ -287,6 +290,7 @@ class Season:
             "PREFECT_WORKER_PREFETCH_SECONDS": "1",
             "NUMERAI_RETRY_BASE_SECONDS": f"{RETRY_BASE_S / self.speed:.4f}",
             "NUMERAI_CLOSE_MARGIN_SECONDS": f"{CLOSE_MARGIN_S / self.speed:.4f}",
+            "NUMERAI_ROUND_PATIENCE_SECONDS": f"{ROUND_PATIENCE_S / self.speed:.4f}",
             "NUMERAI_WEBHOOK_SECRET": self.secret,
         }
 
@@ -500,6 +504,7 @@ def run_season(
         "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",  # the driver is the scheduler
         "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": f"{SLOT_WAIT_S / speed:.4f}",
     }
     # Round numbers no other run on this machine uses: deployed runs cache live data by number.
     first_round = random.SystemRandom().randint(10_000_000, 90_000_000)
