@@ -68,6 +68,7 @@ RETRY_BASE_S = 5.0
 CLOSE_MARGIN_S = 15.0
 ROUND_PATIENCE_S = 900.0
 SLOT_WAIT_S = 30.0  # Prefect: how long a run waits for its deployment's concurrency slot
+REPOSSESSOR_S = 15.0  # Prefect: how often the server frees expired concurrency leases
 GRAPHQL_OPERATIONS = (
     "rounds",
     "listDatasets",
@@ -505,6 +506,8 @@ def run_season(
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",  # the driver is the scheduler
         "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
         "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": f"{SLOT_WAIT_S / speed:.4f}",
+        # How often expired locks (of a killed run) are freed; their lease cannot go below 60 s.
+        "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": f"{REPOSSESSOR_S / speed:.4f}",
     }
     # Round numbers no other run on this machine uses: deployed runs cache live data by number.
     first_round = random.SystemRandom().randint(10_000_000, 90_000_000)
