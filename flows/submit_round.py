@@ -28,7 +28,6 @@ from .tasks import (
     download_live_data,
     find_round_submission,
     model_id_of,
-    model_lock,
     prepare_submission,
     resolve_data_version,
     resolve_round,
@@ -164,6 +163,7 @@ def _submit_model(
     trigger_id: str | None,
     force: bool,
 ) -> ModelReport:
+    logger = get_run_logger()
     report = ModelReport(
         model=config.model_name, round=round_info.number, tournament=live.rules.name
     )
@@ -173,66 +173,48 @@ def _submit_model(
             f"given {live.rules.name} live data"
         )
     try:
-        with model_lock(config.model_name):
-            return _submit_locked(
-                config, credentials, round_info, live, account, trigger_id, force, report
+        model_id = model_id_of(config, account)
+        existing = find_round_submission(credentials, model_id, round_info.number)
+        if existing is not None and not force:
+            logger.info("%s already has submission %s for this round", report.model, existing.id)
+            report.status, report.submission_id, report.verified = (
+                "already submitted",
+                existing.id,
+                True,
             )
+            emit_submission_event("skipped", report.model, report.round, submission_id=existing.id)
+            return report
+        prepared = prepare_submission(config, live)
+        for key in ("rows", "mean", "std", "corr_with_example", "histogram", "example_histogram"):
+            setattr(report, key, prepared.summary[key])
+        report.validation = prepared.validation.summary()
+        if not prepared.validation.ok:
+            report.status = "invalid"
+            raise ValueError(f"predictions not uploaded: {report.validation}")
+        submission_id = upload(
+            credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id,
+            live.tournament,
+        )  # fmt: skip
+        report.submission_id = submission_id
+        emit_submission_event(
+            "uploaded", report.model, report.round, submission_id=submission_id,
+            trigger_id=trigger_id,
+        )  # fmt: skip
+        verify(credentials, model_id, round_info.number, submission_id, trigger_id)
+        report.status, report.verified = "verified", True
+        emit_submission_event(
+            "verified", report.model, report.round, submission_id=submission_id,
+            trigger_id=trigger_id,
+        )  # fmt: skip
+        logger.info(
+            "%s: submission %s verified for round %s",
+            *(report.model, submission_id, round_info.number),
+        )
+        return report
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"
         emit_submission_event("failed", report.model, report.round, error=report.error)
         raise ModelFailed(report) from exc
-
-
-def _submit_locked(
-    config: NumeraiModel,
-    credentials: NumeraiCredentials,
-    round_info: RoundInfo,
-    live: LiveData,
-    account: dict[str, str],
-    trigger_id: str | None,
-    force: bool,
-    report: ModelReport,
-) -> ModelReport:
-    """The model's round, holding its lock: skip if submitted, else predict, upload, verify."""
-    logger = get_run_logger()
-    model_id = model_id_of(config, account)
-    existing = find_round_submission(credentials, model_id, round_info.number)
-    if existing is not None and not force:
-        logger.info("%s already has submission %s for this round", report.model, existing.id)
-        report.status, report.submission_id, report.verified = (
-            "already submitted",
-            existing.id,
-            True,
-        )
-        emit_submission_event("skipped", report.model, report.round, submission_id=existing.id)
-        return report
-    prepared = prepare_submission(config, live)
-    for key in ("rows", "mean", "std", "corr_with_example", "histogram", "example_histogram"):
-        setattr(report, key, prepared.summary[key])
-    report.validation = prepared.validation.summary()
-    if not prepared.validation.ok:
-        report.status = "invalid"
-        raise ValueError(f"predictions not uploaded: {report.validation}")
-    submission_id = upload(
-        credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id,
-        live.tournament,
-    )  # fmt: skip
-    report.submission_id = submission_id
-    emit_submission_event(
-        "uploaded", report.model, report.round, submission_id=submission_id,
-        trigger_id=trigger_id,
-    )  # fmt: skip
-    verify(credentials, model_id, round_info.number, submission_id, trigger_id)
-    report.status, report.verified = "verified", True
-    emit_submission_event(
-        "verified", report.model, report.round, submission_id=submission_id,
-        trigger_id=trigger_id,
-    )  # fmt: skip
-    logger.info(
-        "%s: submission %s verified for round %s",
-        *(report.model, submission_id, round_info.number),
-    )
-    return report
 
 
 def load_credentials(block_name: str) -> NumeraiCredentials:

@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import requests
 from prefect import get_run_logger, task
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import TaskRun
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import task_run as current_task_run
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
@@ -295,30 +289,6 @@ def find_round_submission(
     if not submissions:
         return None
     return max(submissions, key=lambda s: s.inserted_at or dt.datetime.min.replace(tzinfo=dt.UTC))
-
-
-# Prefect's shortest lease: the lock of a run killed mid-way frees itself within a minute or so.
-MODEL_LOCK_LEASE_SECONDS = 60
-
-
-@contextmanager
-def model_lock(model_name: str) -> Iterator[None]:
-    """One run at a time works on a model, so two runs in one round never both upload.
-
-    The webhook's run and a scheduled retry can overlap (a slow start, an outage both wait
-    out): the second waits here, then finds the first one's submission and skips. The lock is a
-    Prefect global concurrency limit of 1, created on first use, visible under Concurrency.
-    """
-    name = f"numerai-model-{model_name.lower()}"
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another run created it just now
-                limit = GlobalConcurrencyLimitCreate(name=name, limit=1)
-                client.create_global_concurrency_limit(limit)
-    with concurrency(name, occupy=1, lease_duration=MODEL_LOCK_LEASE_SECONDS, strict=True):
-        yield
 
 
 @dataclass(frozen=True)
