@@ -41,6 +41,10 @@ def background(
         )
         try:
             yield process
+        except BaseException:
+            out.flush()
+            print(f"--- last lines of {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
+            raise
         finally:
             stop(process)
 

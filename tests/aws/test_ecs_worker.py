@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,27 @@ def ecs_stack(aws: str) -> Iterator[dict[str, str]]:
     outputs["NumeraiKeysSecretArn"] = secret["ARN"]
     yield outputs
     stack.delete(STACK, poll_seconds=1)
+
+
+@pytest.fixture
+def events_queue(ecs_stack: dict[str, str]) -> Iterator[str]:
+    """A fresh queue on the stack's ECS events rule, for one test's worker.
+
+    A stopped worker's long poll lives on in moto's server for up to 20 s and takes the next
+    message it sees out of sight for the observer's 300 s visibility timeout; a queue per test
+    keeps one test's worker from taking the next test's events.
+    """
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    rule = f"{STACK}-ecs-task-events"
+    name = f"{STACK}-events-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_targets(Rule=rule, Targets=[{"Id": name, "Arn": arn}])
+    yield name
+    events.remove_targets(Rule=rule, Ids=[name])
+    sqs.delete_queue(QueueUrl=url)
 
 
 def recorded_actions(path: Path) -> set[str]:
@@ -108,7 +130,7 @@ def stopped_event(task: dict[str, Any], exit_code: int, reason: str) -> dict[str
 
 
 def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
-    prefect_server: str, ecs_stack: dict[str, str], tmp_path: Path
+    prefect_server: str, ecs_stack: dict[str, str], events_queue: str, tmp_path: Path
 ) -> None:
     from moto.moto_api import recorder
 
@@ -140,7 +162,7 @@ def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
         "PREFECT_API_URL": prefect_server,
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-        "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": ecs_stack["EventsQueueName"],
+        "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": events_queue,
     }
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
@@ -232,7 +254,7 @@ def failed_to_start_event(task: dict[str, Any], reason: str) -> dict[str, Any]:
 
 
 def test_tasks_that_never_start_crash_their_runs_saying_why(
-    prefect_server: str, ecs_stack: dict[str, str], tmp_path: Path
+    prefect_server: str, ecs_stack: dict[str, str], events_queue: str, tmp_path: Path
 ) -> None:
     from tests.support import prefect_worker
 
@@ -256,7 +278,7 @@ def test_tasks_that_never_start_crash_their_runs_saying_why(
     env = {
         **aws_environment(os.environ["AWS_ENDPOINT_URL"], access_key=WORKER_KEY),
         "PREFECT_API_URL": prefect_server,
-        "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": ecs_stack["EventsQueueName"],
+        "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": events_queue,
     }
     ecs, events = boto3.client("ecs"), boto3.client("events")
     cluster = ecs_stack["ClusterArn"]
