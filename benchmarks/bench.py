@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import cloudpickle
 from pydantic import SecretStr
 
 from deployments.local import prefect_server
+from deployments.processes import background, free_port
 from sandbox import SIZES, Sandbox
 from sandbox.data import resolve_size
 
@@ -41,13 +41,6 @@ def rank_feature(live_features: Any, live_benchmark_models: Any) -> Any:
     """A light model: the rank of one feature (what 20 light models each do)."""
     feature = next(c for c in live_features.columns if c.startswith("feature_"))
     return live_features[feature].rank(pct=True, method="first").to_frame("prediction")
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -479,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             example = train_example(sandbox, workdir, args.feature_set)
             bench.results["example_training_s"] = time.perf_counter() - started
-            with hook.process(hook.worker_command(POOL), env, workdir / "worker.log"):
+            with background(hook.worker_command(POOL), env, workdir / "worker.log"):
                 orchestration(bench, example, args.feature_set, args.repeats)
                 counts = [int(n) for n in args.models.split(",")]
                 scale(bench, args.feature_set, counts, args.repeats)

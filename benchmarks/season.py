@@ -43,7 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,7 +53,8 @@ import cloudpickle
 import httpx
 from pydantic import SecretStr
 
-from benchmarks.bench import ROOT, free_port, rank_feature
+from benchmarks.bench import ROOT, rank_feature
+from deployments.processes import background, free_port, wait_healthy
 from model.schedule import ROUND_WINDOWS, RoundWindow, retry_offsets
 from sandbox import Fault, Sandbox
 
@@ -218,26 +218,6 @@ class Sink:
         """Stop listening."""
         self.server.shutdown()
         self.server.server_close()
-
-
-@contextlib.contextmanager
-def background(
-    args: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A process of this interpreter in the project folder, stopped on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
-            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def children(pid: int) -> list[int]:
@@ -530,7 +510,7 @@ def run_season(
                     [*receiver_args, "--port", str(receiver_port)],
                     season.env,
                     workdir / "receiver.log",
-                ),
+                ) as receiver,
                 background(
                     ["-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
                     season.env,
@@ -538,7 +518,7 @@ def run_season(
                 ) as worker,
             ):
                 season.worker = worker
-                _wait_healthy(f"{season.receiver_url}/health")
+                wait_healthy(f"{season.receiver_url}/health", receiver, workdir / "receiver.log")
                 season.save_blocks(sandbox, sink)
                 outcomes = season.play(sandbox, sink, plans)
                 settle_notifications(sink)
@@ -548,16 +528,6 @@ def run_season(
     figures["wall_seconds"] = time.perf_counter() - started
     figures["settings"] = {"weeks": weeks, "seed": seed, "speed": speed}
     return figures
-
-
-def _wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within 60 s")
 
 
 def print_report(figures: dict[str, Any]) -> None:

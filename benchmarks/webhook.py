@@ -18,8 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import SecretStr
 
-from benchmarks.bench import ROOT, free_port, rank_feature
+from benchmarks.bench import ROOT, rank_feature
 from deployments.local import prefect_server
+from deployments.processes import background, free_port, wait_healthy
 from sandbox import Sandbox
 
 ROUND = "submit-round/round"  # the deployment the receiver starts by default
@@ -57,31 +56,6 @@ def _prefect(env: dict[str, str], *args: str) -> None:
         [sys.executable, "-m", "prefect", *args], cwd=ROOT, env=env, check=True,
         capture_output=True, timeout=300,
     )  # fmt: skip
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A background process, stopped on exit."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def wait_healthy(url: str) -> None:
-    """Poll GET url until it answers 200."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer")
 
 
 def latency(url: str, secret: str, n: int) -> dict[str, Any]:
@@ -226,18 +200,16 @@ def measure(
     NumeraiModel(
         model_name="bench_webhook", predictor_path=str(predictor), feature_set="small"
     ).save("bench-webhook", overwrite=True)
-    receiver_cmd = [sys.executable, "-m", "deployments.receiver", "--port", str(port),
-                    "--log-level", "warning"]  # fmt: skip
+    receiver_cmd = ["-m", "deployments.receiver", "--port", str(port), "--log-level", "warning"]
     results: dict[str, Any] = {"requests": requests}
-    with process(
-        receiver_cmd,
-        {**receiver_env, "NUMERAI_DEPLOYMENT": "submit-round/latency"},
-        work / "receiver-latency.log",
-    ):
-        wait_healthy(f"{url}/health")
+    log = work / "receiver-latency.log"
+    latency_env = {**receiver_env, "NUMERAI_DEPLOYMENT": "submit-round/latency"}
+    with background(receiver_cmd, latency_env, log) as receiver:
+        wait_healthy(f"{url}/health", receiver, log)
         results["latency"] = latency(url, secret, requests)
-    with process(receiver_cmd, receiver_env, work / "receiver.log"):
-        wait_healthy(f"{url}/health")
+    log = work / "receiver.log"
+    with background(receiver_cmd, receiver_env, log) as receiver:
+        wait_healthy(f"{url}/health", receiver, log)
         results["to_verified"] = to_verified(sandbox, url, secret, rounds)
     return results
 
@@ -255,8 +227,7 @@ def worker_env(api_url: str) -> dict[str, str]:
 
 def worker_command(pool: str) -> list[str]:
     """A process worker on a pool."""
-    return [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type",
-            "process"]  # fmt: skip
+    return ["-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             _prefect(env, "--no-prompt", "deploy", "--all")
             with (
                 Sandbox(work / "sandbox", seed=2, size=args.size) as sandbox,
-                process(worker_command("numerai-local"), env, work / "worker.log"),
+                background(worker_command("numerai-local"), env, work / "worker.log"),
             ):
                 results = measure(work, sandbox, env, args.requests, args.rounds)
     print_table(results)

@@ -10,16 +10,14 @@ import argparse
 import contextlib
 import logging
 import os
-import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from deployments.processes import background, wait_healthy
 
 log = logging.getLogger("numerai-prefect")
 
@@ -79,21 +77,13 @@ def prefect_server(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **(settings or {}),
     }
-    with (home / "server.log").open("ab") as server_log:
-        server = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stdout=server_log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"Prefect server did not start: see {home / 'server.log'}")
-            time.sleep(0.5)
+    log_path = home / "server.log"
+    args = ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with background(args, env, log_path) as server:
+        try:
+            wait_healthy(f"{api_url}/health", server, log_path, timeout=120)
+        except RuntimeError as error:
+            raise SystemExit(f"Prefect server did not start: {error}") from None
         log.info("Prefect server ready; UI at %s", api_url.removesuffix("/api"))
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -104,12 +94,6 @@ def prefect_server(
                 from prefect.logging.handlers import APILogWorker
 
                 APILogWorker.drain_all(timeout=10)  # the run's last logs, before the server goes
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @contextlib.contextmanager

@@ -1,52 +1,31 @@
-"""Helpers the integration tests share: free ports and background processes."""
+"""Helpers the integration tests share: background processes that show their log on failure."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from deployments import processes
+from deployments.processes import ROOT, free_port, wait_healthy
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on (closed again at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Terminate a process, and kill it if it does not end in time."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+__all__ = ["ROOT", "background", "free_port", "prefect_worker", "wait_healthy"]
 
 
 @contextlib.contextmanager
 def background(
-    args: list[str], env: Mapping[str, str], log: Path
+    args: list[str], env: Mapping[str, str], log: Path, *, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A process of the project's interpreter in the project folder, stopped on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT
-        )
+    """A process of the project's interpreter (see deployments.processes), whose log's last
+    lines are printed when the test fails."""
+    with processes.background(args, env, log, cwd=cwd) as process:
         try:
             yield process
         except BaseException:
-            out.flush()
             print(f"--- last lines of {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
             raise
-        finally:
-            stop(process)
 
 
 def prefect_worker(

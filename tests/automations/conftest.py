@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,18 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT_SERVER_START = (sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import ROOT, background, free_port, wait_healthy
 
 
 def _collections_entry_point(folder: Path) -> Path:
@@ -54,7 +42,7 @@ def automation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
     home = tmp_path_factory.mktemp("prefect-automations")
     plugins = _collections_entry_point(home / "plugins")
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
         "PREFECT_HOME": str(home),
@@ -73,39 +61,14 @@ def automation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         "PREFECT_SERVER_UI_ENABLED": "false",
         "PYTHONPATH": os.pathsep.join([str(plugins), str(ROOT)]),
     }
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [*PREFECT_SERVER_START, "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=home,
-    )
+    log = home / "server.log"
     api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"Prefect server exited: {(home / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{api}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("Prefect server did not start within 90 s")
+    args = ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with background(args, env, log, cwd=home) as server:
+        wait_healthy(f"{api}/health", server, log, timeout=90)
         with temporary_settings({PREFECT_API_URL: api}):
             yield api
             _drain_events()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def _drain_events() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 
 import pytest
+
+from deployments.processes import free_port
 
 AWS_REGION = "us-east-1"
 
@@ -29,12 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason="set NUMERAI_CONTAINER_TESTS=1 to build"))
         elif shutil.which("buildah") is None or shutil.which("podman") is None:
             item.add_marker(pytest.mark.skip(reason="buildah/podman are not installed"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from blocks import NumeraiCredentials, NumeraiModel
 from sandbox import Sandbox
 from tests.flows.conftest import rank_first_feature
-from tests.support import ROOT, background, free_port, prefect_worker
+from tests.support import ROOT, background, free_port, prefect_worker, wait_healthy
 
 POOL = "numerai-local"
 
@@ -145,8 +145,6 @@ def receiver(
     """The webhook receiver as its own uvicorn process: (base URL, secret)."""
     import secrets
 
-    import httpx
-
     secret = secrets.token_urlsafe(32)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -154,14 +152,5 @@ def receiver(
     env = {**prefect_env, "NUMERAI_WEBHOOK_SECRET": secret}
     log = tmp_path_factory.mktemp("receiver") / "receiver.log"
     with background(args, env, log) as process:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("receiver did not start")
-            time.sleep(0.2)
+        wait_healthy(f"{url}/health", process, log)
         yield url, secret

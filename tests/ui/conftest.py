@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-import urllib.request
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support import background, free_port
+from tests.support import background, free_port, wait_healthy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,22 +78,7 @@ class UIServer:
     log: Path
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"prefect server exited ({self.process.returncode}):\n{self.log.read_text()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/health", timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(
-            f"prefect server not healthy after {SERVER_STARTUP_SECONDS} s:\n{self.log.read_text()}"
-        )
+        wait_healthy(f"{self.url}/api/health", self.process, self.log, SERVER_STARTUP_SECONDS)
 
 
 @pytest.fixture(scope="module")
