@@ -33,6 +33,7 @@ from .tasks import (
     resolve_round,
     upload,
     verify,
+    wait_for_earlier_runs,
 )
 
 CLASSIC = 8
@@ -174,6 +175,7 @@ def _submit_model(
         )
     try:
         model_id = model_id_of(config, account)
+        wait_for_earlier_runs(round_info, config.model_name)
         existing = find_round_submission(credentials, model_id, round_info.number)
         if existing is not None and not force:
             logger.info("%s already has submission %s for this round", report.model, existing.id)

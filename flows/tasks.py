@@ -8,15 +8,25 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 import pyarrow as pa
 import requests
 from prefect import get_run_logger, task
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterName,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
+from prefect.runtime import flow_run as current_flow_run
 from prefect.runtime import task_run as current_task_run
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
@@ -289,6 +299,68 @@ def find_round_submission(
     if not submissions:
         return None
     return max(submissions, key=lambda s: s.inserted_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+# How often a model's run looks again at an earlier run of the same model and round.
+TURN_POLL_SECONDS = float(os.environ.get("NUMERAI_TURN_POLL_SECONDS", "2"))
+_GOING = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+
+
+def earlier_runs(me: FlowRun, going: list[FlowRun]) -> list[FlowRun]:
+    """The runs among `going` created before `me` (the server's clock; ties by id)."""
+
+    def order(run: FlowRun) -> tuple[dt.datetime, str]:
+        return (run.created or dt.datetime.min.replace(tzinfo=dt.UTC), str(run.id))
+
+    return [run for run in going if run.id != me.id and order(run) < order(me)]
+
+
+def _abandoned(client: SyncPrefectClient, run: FlowRun) -> bool:
+    """A model's run whose round run ended (crashed, killed, cancelled) while it was working."""
+    if run.parent_task_run_id is None:
+        return False
+    parent_id = client.read_task_run(run.parent_task_run_id).flow_run_id
+    if parent_id is None:
+        return False
+    parent = client.read_flow_run(parent_id)
+    return parent.state is not None and parent.state.is_final()
+
+
+def wait_for_earlier_runs(round_info: RoundInfo, model_name: str) -> None:
+    """One run at a time works on a model in a round, so two runs never both upload.
+
+    The webhook's run and a retry can overlap (a slow start, an outage both wait out). Every
+    model's run is named round-N-model: this one waits while a run of that name created before
+    it is still at work, then goes on (and finds that run's submission). A run whose round run
+    ended without it (a killed worker process) does not count. Waiting ends at the round's close.
+    """
+    run_id = current_flow_run.id
+    if run_id is None:
+        return
+    logger = get_run_logger()
+    name = f"round-{round_info.number}-{model_name}"
+    same = FlowRunFilter(
+        name=FlowRunFilterName(any_=[name]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_GOING)),
+    )
+    waited_for: set[UUID] = set()
+    with get_client(sync_client=True) as client:
+        me = client.read_flow_run(UUID(run_id))
+        while True:
+            going = client.read_flow_runs(flow_run_filter=same)
+            ahead = [r for r in earlier_runs(me, going) if not _abandoned(client, r)]
+            if not ahead:
+                return
+            if not round_info.is_open(dt.datetime.now(dt.UTC) + CLOSE_MARGIN):
+                raise RoundClosed(
+                    f"run {ahead[0].id} of {name} was still at work when round "
+                    f"{round_info.number} closed: this run uploaded nothing"
+                )
+            for run in ahead:
+                if run.id not in waited_for:
+                    logger.info("Waiting for the earlier run %s of %s to finish", run.id, name)
+                    waited_for.add(run.id)
+            time.sleep(TURN_POLL_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,9 @@ def test_parameters_stored_on_runs_carry_no_secret(open_round: Round) -> None:
         assert open_round.sandbox.secret_key not in str(run.parameters)
 
 
-def _events(api_url: str, prefix: str, expected: int) -> list[dict]:
-    """Events the server has stored, polled until `expected` arrive (they are written async)."""
+def _events(api_url: str, prefix: str, names: set[str], expected: int) -> list[dict]:
+    """The stored events about the named resources, polled until `expected` of them arrive
+    (the server writes events asynchronously)."""
     import time
 
     import httpx
@@ -196,7 +197,9 @@ def _events(api_url: str, prefix: str, expected: int) -> list[dict]:
             json={"filter": {"event": {"prefix": [prefix]}}, "limit": 50},
         )
         response.raise_for_status()
-        events = response.json()["events"]
+        events = [
+            e for e in response.json()["events"] if e["resource"]["prefect.resource.name"] in names
+        ]
         if len(events) >= expected or time.monotonic() > deadline:
             return events
         time.sleep(0.5)
@@ -213,11 +216,7 @@ def test_each_outcome_is_an_event_about_the_model_and_round(
     assert open_round.run([alpha]).is_completed()
     assert open_round.sandbox.current_round
     number = open_round.sandbox.current_round.number
-    events = [
-        e
-        for e in _events(prefect_server, "numerai.submission.", 4)
-        if e["resource"]["prefect.resource.name"] in (a_name, b_name)
-    ]
+    events = _events(prefect_server, "numerai.submission.", {a_name, b_name}, 4)
     seen = {(e["event"], e["resource"]["prefect.resource.name"]) for e in events}
     assert {
         ("numerai.submission.uploaded", a_name),
