@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,12 +55,41 @@ def _pandas_index_columns(schema: pa.Schema) -> list[str]:
     return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
 
 
+READ_CHUNK_COLUMNS = 128  # feature columns decoded at once by read_parquet_columns
+
+
+def _int_features(schema: pa.Schema, columns: list[str]) -> list[str]:
+    return [
+        c
+        for c in columns
+        if c.startswith(FEATURE_PREFIX) and pa.types.is_integer(schema.field(c).type)
+    ]
+
+
+def _feature_block(parquet: pq.ParquetFile, features: list[str]) -> np.ndarray | None:
+    """The integer feature columns as one int8 array (columns x rows), filled a few columns at a
+    time: the file's columns are never all decoded at once beside the result. None when a
+    column has missing values (pandas then holds it as float)."""
+    block = np.empty((len(features), parquet.metadata.num_rows), dtype=np.int8)
+    for start in range(0, len(features), READ_CHUNK_COLUMNS):
+        chunk = parquet.read(columns=features[start : start + READ_CHUNK_COLUMNS])
+        for row, column in enumerate(chunk.columns, start=start):
+            if column.null_count:
+                return None
+            if column.type != pa.int8():
+                column = pc.cast(column, pa.int8())  # safe: a value outside int8 raises
+            block[row] = column.to_numpy()
+        del chunk
+    return block
+
+
 def read_parquet_columns(
     path: str | Path, columns: list[str], *, filters: list[tuple[str, str, object]] | None = None
 ) -> pd.DataFrame:
     """Read only `columns` of a parquet file (plus its id index when stored), features as int8."""
     try:
-        schema = pq.read_schema(path)
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise LiveDataError(f"cannot read parquet file {path}: {exc}") from exc
     names = set(schema.names)
@@ -67,8 +97,13 @@ def read_parquet_columns(
     if missing:
         raise LiveDataError(f"{path} lacks {len(missing)} column(s): {_few(missing)}")
     index_cols = _pandas_index_columns(schema)
-    want = list(columns)
     id_as_column = ID_COLUMN in names and ID_COLUMN not in index_cols
+    # Without a row filter, integer features go straight into one int8 block, batch by batch.
+    features = _int_features(schema, columns) if filters is None else []
+    block = _feature_block(parquet, features) if features else None
+    if block is None:
+        features = []
+    want = [c for c in columns if c not in set(features)]
     if id_as_column:
         want.append(ID_COLUMN)
     table = pq.read_table(path, columns=want, filters=filters, use_pandas_metadata=True)
@@ -83,6 +118,12 @@ def read_parquet_columns(
     frame = table.to_pandas()
     if id_as_column:
         frame = frame.set_index(ID_COLUMN)
+    if block is not None:
+        # block.T is a view the frame takes as its int8 block, without a copy.
+        wide = pd.DataFrame(block.T, index=frame.index, columns=features, copy=False)
+        for position, name in enumerate(frame.columns):
+            wide.insert(position, name, frame[name])
+        frame = wide if list(wide.columns) == columns else wide[columns]
     return frame
 
 

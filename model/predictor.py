@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 PredictFn = Callable[..., Any]
 
 
-PREDICT_BATCH_ROWS = 4096  # live rows the example model predicts at once
+PREDICT_BATCH_ROWS = 1024  # live rows the example model predicts at once
 
 
 def make_predict_fn(model: ExampleModel) -> Callable[..., pd.DataFrame]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from model import (
@@ -58,6 +59,39 @@ def test_read_live_id_stored_as_column(tmp_path: Path, live_frame: pd.DataFrame)
     frame = read_live(tmp_path / "live.parquet", FEATURES[:2])
     assert frame.index.name == "id"
     assert frame.index.equals(live_frame.index)
+
+
+def test_read_live_matches_pandas_in_one_int8_block(data_dir: Path) -> None:
+    path = data_dir / "live.parquet"
+    frame = read_live(path, FEATURES)
+    expected = pd.read_parquet(path, columns=["era", "data_type", *FEATURES])
+    pd.testing.assert_frame_equal(frame, expected, check_dtype=False)
+    int8_blocks = [b for b in frame._mgr.blocks if b.dtype == np.int8]
+    assert len(int8_blocks) == 1 and int8_blocks[0].shape[0] == len(FEATURES)
+
+
+def test_read_live_narrows_wide_integers_and_keeps_missing_values(
+    tmp_path: Path, live_frame: pd.DataFrame
+) -> None:
+    wide = live_frame[["era", "data_type", *FEATURES[:3]]].astype({FEATURES[0]: "int64"})
+    wide.to_parquet(tmp_path / "wide.parquet")
+    frame = read_live(tmp_path / "wide.parquet", FEATURES[:3])
+    assert all(frame[f].dtype == np.int8 for f in FEATURES[:3])
+    assert frame[FEATURES[0]].tolist() == wide[FEATURES[0]].tolist()
+
+    gaps = wide.astype({FEATURES[1]: "Int64"})  # integers with a missing value
+    gaps.loc[gaps.index[0], FEATURES[1]] = pd.NA
+    gaps.to_parquet(tmp_path / "gaps.parquet")
+    frame = read_live(tmp_path / "gaps.parquet", FEATURES[:3])
+    assert frame[FEATURES[1]].isna().sum() == 1  # float column: check_live names it
+
+
+def test_read_live_refuses_integers_beyond_int8(tmp_path: Path, live_frame: pd.DataFrame) -> None:
+    wide = live_frame[["era", "data_type", FEATURES[0]]].astype({FEATURES[0]: "int64"})
+    wide.iloc[0, 2] = 1000
+    wide.to_parquet(tmp_path / "big.parquet")
+    with pytest.raises(pa.ArrowInvalid):
+        read_live(tmp_path / "big.parquet", FEATURES[:1])
 
 
 def test_read_example_predictions(data_dir: Path, live_ids: pd.Index) -> None:
