@@ -163,12 +163,16 @@ class Bench:
             states = {
                 s.type.value: s.timestamp.timestamp() for s in client.read_flow_run_states(run.id)
             }
+            work = flow_work(client, run.id)
         final = run.state.timestamp.timestamp()
+        running = final - states["RUNNING"]
         return {
             "seconds": final - created,
             "to_pending_s": states["PENDING"] - created,
             "pending_to_running_s": states["RUNNING"] - states["PENDING"],
-            "running_to_final_s": final - states["RUNNING"],
+            "running_to_final_s": running,
+            **work,
+            "prefect_own_s": running - sum(work.values()),
         }
 
     def bare_run(self, model: str, predictor: Path, feature_set: str) -> dict[str, Any]:
@@ -186,6 +190,44 @@ class Bench:
                 "NUMERAI_SECRET_KEY": self.sandbox.secret_key,
             },
         )  # fmt: skip
+
+
+# The flow's tasks, by what they do (the rest of a run's time is Prefect's own bookkeeping).
+WORK_OF_TASK = {
+    "download_live_data": "download_s",
+    "prepare_submission": "predict_s",
+    "publish_round_report": "reports_s",
+    "update_model_histories": "reports_s",
+}
+
+
+def flow_work(client: Any, run_id: Any) -> dict[str, float]:
+    """Seconds the run and its model runs spent in their tasks, by kind; other Numerai calls
+    (round, version, account, lookup, upload, verify) as api_s."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+
+    children = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
+        )
+    )
+    runs = [run_id, *(child.id for child in children)]
+    tasks = client.read_task_runs(
+        task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=runs)), limit=200
+    )
+    subflow_tasks = {child.parent_task_run_id for child in children}
+    work = dict.fromkeys(["download_s", "predict_s", "api_s", "reports_s"], 0.0)
+    for task in tasks:
+        if task.id in subflow_tasks or not (task.start_time and task.end_time):
+            continue
+        kind = WORK_OF_TASK.get(task.task_key.rsplit("-", 1)[0], "api_s")
+        work[kind] += (task.end_time - task.start_time).total_seconds()
+    return work
 
 
 def train_example(sandbox: Sandbox, workdir: Path, feature_set: str) -> Path:
@@ -221,6 +263,10 @@ def orchestration(bench: Bench, example: Path, feature_set: str, repeats: int) -
         "flow_worker_stages_s": {
             key: _median(worker, key)
             for key in ("to_pending_s", "pending_to_running_s", "running_to_final_s")
+        },
+        "flow_worker_work_s": {
+            key: _median(worker, key)
+            for key in ("download_s", "predict_s", "api_s", "reports_s", "prefect_own_s")
         },
         "flow_process_s": _median(direct, "process_s"),
         "flow_in_process_s": _median(direct, "seconds"),
@@ -382,6 +428,8 @@ def print_table(results: dict[str, Any]) -> None:
             ("round, submit-round on the process worker", f"{o['flow_worker_s']:.2f} s"
              f" (pickup {st['to_pending_s']:.2f} + start {st['pending_to_running_s']:.2f}"
              f" + flow {st['running_to_final_s']:.2f})"),
+            ("  flow: download+check / predict+validate / other API calls / reports / Prefect",
+             " / ".join(f"{v:.2f}" for v in o["flow_worker_work_s"].values()) + " s"),
             ("  ratio worker / bare process (goal <= 1.3)",
              f"{o['ratio_worker_over_bare_process']:.2f}"),
             ("round, submit-round called in a fresh process", f"{o['flow_process_s']:.2f} s"
