@@ -486,7 +486,7 @@ def run_season(
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",  # the driver is the scheduler
         "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
         "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": f"{SLOT_WAIT_S / speed:.4f}",
-        # How often expired locks (of a killed run) are freed; their lease cannot go below 60 s.
+        # How often the slots of killed runs (expired leases) are freed; a lease is at least 60 s.
         "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": f"{REPOSSESSOR_S / speed:.4f}",
     }
     # Round numbers no other run on this machine uses: deployed runs cache live data by number.

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -17,7 +14,6 @@ from typing import Any, cast
 
 import cloudpickle
 import pytest
-import uvicorn
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import Flow
@@ -27,7 +23,7 @@ from blocks import model_block_name
 from deployments.cli import app
 from sandbox import Sandbox
 from tests.flows.conftest import rank_first_feature
-from tests.support import prefect_worker
+from tests.support import prefect_worker, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 # Commands that take these options.
@@ -160,24 +156,8 @@ def receiver(secret: str, prefect_api_url: str) -> Iterator[str]:
     from deployments.receiver import ReceiverSettings, create_app
 
     app = create_app(ReceiverSettings(secret=secret, prefect_api_url=prefect_api_url))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app, log_level="warning", access_log=False) as url:
+        yield url
 
 
 def worker(pool: str, prefect_api_url: str, log: Path) -> AbstractContextManager[Popen[bytes]]:

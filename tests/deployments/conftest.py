@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
 import pytest
-import uvicorn
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
 
 from deployments.receiver import ReceiverSettings, create_app
+from tests.support import serve_in_thread
 
 DEPLOYMENT = "submit-round/receiver-test"
 
@@ -58,33 +55,8 @@ def webhook_secret() -> str:
 @contextlib.contextmanager
 def serve(settings: ReceiverSettings) -> Iterator[str]:
     """Run the receiver under uvicorn (access log on, to prove it is redacted); yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=True,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("receiver did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(create_app(settings), log_config=None, access_log=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
