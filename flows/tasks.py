@@ -302,7 +302,7 @@ def find_round_submission(
 
 
 # How often a model's run looks again at an earlier run of the same model and round.
-TURN_POLL_SECONDS = float(os.environ.get("NUMERAI_TURN_POLL_SECONDS", "2"))
+TURN_POLL_SECONDS = 2.0
 _GOING = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
 
 
