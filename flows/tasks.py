@@ -26,6 +26,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run as current_flow_run
 from prefect.runtime import task_run as current_task_run
 from prefect.states import State
@@ -319,10 +320,13 @@ def _abandoned(client: SyncPrefectClient, run: FlowRun) -> bool:
     """A model's run whose round run ended (crashed, killed, cancelled) while it was working."""
     if run.parent_task_run_id is None:
         return False
-    parent_id = client.read_task_run(run.parent_task_run_id).flow_run_id
-    if parent_id is None:
-        return False
-    parent = client.read_flow_run(parent_id)
+    try:
+        parent_id = client.read_task_run(run.parent_task_run_id).flow_run_id
+        if parent_id is None:
+            return False
+        parent = client.read_flow_run(parent_id)
+    except ObjectNotFound:  # its round run was deleted
+        return True
     return parent.state is not None and parent.state.is_final()
 
 
