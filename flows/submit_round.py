@@ -175,7 +175,7 @@ def _submit_model(
         )
     try:
         model_id = model_id_of(config, account)
-        wait_for_earlier_runs(round_info, config.model_name)
+        wait_for_earlier_runs(round_info)
         existing = find_round_submission(credentials, model_id, round_info.number)
         if existing is not None and not force:
             logger.info("%s already has submission %s for this round", report.model, existing.id)

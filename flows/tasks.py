@@ -330,7 +330,7 @@ def _abandoned(client: SyncPrefectClient, run: FlowRun) -> bool:
     return parent.state is not None and parent.state.is_final()
 
 
-def wait_for_earlier_runs(round_info: RoundInfo, model_name: str) -> None:
+def wait_for_earlier_runs(round_info: RoundInfo) -> None:
     """One run at a time works on a model in a round, so two runs never both upload.
 
     The webhook's run and a retry can overlap (a slow start, an outage both wait out). Every
@@ -342,14 +342,14 @@ def wait_for_earlier_runs(round_info: RoundInfo, model_name: str) -> None:
     if run_id is None:
         return
     logger = get_run_logger()
-    name = f"round-{round_info.number}-{model_name}"
-    same = FlowRunFilter(
-        name=FlowRunFilterName(any_=[name]),
-        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_GOING)),
-    )
     waited_for: set[UUID] = set()
     with get_client(sync_client=True) as client:
         me = client.read_flow_run(UUID(run_id))
+        name = me.name  # this model's run: round-N-model
+        same = FlowRunFilter(
+            name=FlowRunFilterName(any_=[name]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_GOING)),
+        )
         while True:
             going = client.read_flow_runs(flow_run_filter=same)
             ahead = [r for r in earlier_runs(me, going) if not _abandoned(client, r)]

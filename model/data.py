@@ -98,12 +98,14 @@ def read_parquet_columns(
         raise LiveDataError(f"{path} lacks {len(missing)} column(s): {_few(missing)}")
     index_cols = _pandas_index_columns(schema)
     id_as_column = ID_COLUMN in names and ID_COLUMN not in index_cols
-    # Without a row filter, integer features go straight into one int8 block, batch by batch.
+    # Without a row filter, integer features go straight into one int8 block, a chunk of
+    # columns at a time.
     features = _int_features(schema, columns) if filters is None else []
     block = _feature_block(parquet, features) if features else None
     if block is None:
         features = []
-    want = [c for c in columns if c not in set(features)]
+    in_block = set(features)
+    want = [c for c in columns if c not in in_block]
     if id_as_column:
         want.append(ID_COLUMN)
     table = pq.read_table(path, columns=want, filters=filters, use_pandas_metadata=True)
