@@ -93,24 +93,27 @@ def publish_round_report(round_number: int, rows: Sequence[Mapping[str, Any]]) -
     )
 
 
-def _previous_history(key: str) -> list[dict[str, Any]]:
+def _previous_histories(keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The latest rows of each history artifact key, read in one call (none for a new key)."""
     with get_client(sync_client=True) as client:
         latest = client.read_latest_artifacts(
-            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key])),
-            limit=1,
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=keys)),
+            limit=len(keys),
         )
-    if not latest or not latest[0].data:
-        return []
-    data = latest[0].data
-    rows = json.loads(data) if isinstance(data, str) else data
-    return [dict(r) for r in rows] if isinstance(rows, list) else []
+    histories: dict[str, list[dict[str, Any]]] = {}
+    for artifact in latest:
+        data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+        if artifact.key and isinstance(data, list):
+            histories[artifact.key] = [dict(r) for r in data]
+    return histories
 
 
 @task
 def update_model_histories(outcomes: Sequence[Mapping[str, Any]]) -> None:
     """Add this round's outcome to each model's history artifact (a new version of its key)."""
+    keys = {str(o["model"]): history_key(str(o["model"])) for o in outcomes}
+    previous = _previous_histories(sorted(set(keys.values()))) if keys else {}
     for outcome in outcomes:
         model = str(outcome["model"])
-        key = history_key(model)
-        rows = merge_history(_previous_history(key), outcome)
-        create_table_artifact(table=rows, key=key, description=history_summary(model, rows))
+        rows = previous[keys[model]] = merge_history(previous.get(keys[model], []), outcome)
+        create_table_artifact(table=rows, key=keys[model], description=history_summary(model, rows))

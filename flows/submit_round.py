@@ -23,6 +23,7 @@ from model.tournaments import tournament
 
 from .reporting import emit_submission_event, publish_round_report, update_model_histories
 from .tasks import (
+    SHARED_READS,
     LiveData,
     account_models,
     download_live_data,
@@ -383,7 +384,10 @@ def submit_round(
                 for c in group
             ]
             continue
-        reports += _run_models(group, credentials, round_info, live, account, trigger_id, force)
+        try:
+            reports += _run_models(group, credentials, round_info, live, account, trigger_id, force)
+        finally:
+            SHARED_READS.forget(live.directory)
 
     if not rounds:
         message = "No round is open for submissions: nothing submitted"

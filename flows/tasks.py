@@ -8,10 +8,12 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import pandas as pd
@@ -41,7 +43,13 @@ from blocks import (
     is_transient,
 )
 from blocks.client import trigger_id_env
-from model.data import check_live_file, feature_names, read_example_predictions, read_live
+from model.data import (
+    check_live_file,
+    feature_names,
+    read_example_predictions,
+    read_feature_sets,
+    read_live,
+)
 from model.predictor import load_predictor
 from model.summary import prediction_summary
 from model.ticker_example import read_prices
@@ -367,6 +375,48 @@ def wait_for_earlier_runs(round_info: RoundInfo) -> None:
             time.sleep(TURN_POLL_SECONDS)
 
 
+T = TypeVar("T")
+
+
+class SharedReads:
+    """Live files read once per process and shared by a round's models.
+
+    An entry is keyed by the file (path, size, modification time) and what was read from it,
+    so a new download is read afresh. One thread reads a key while the others wait for it; a
+    failed read is not kept, so every model fails with its own error. The models get the same
+    frames: pandas' copy-on-write keeps one model's changes from reaching another.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[Any, ...], threading.Lock] = {}
+        self._values: dict[tuple[Any, ...], Any] = {}
+
+    def read(self, path: Path, what: tuple[Any, ...], reader: Callable[[], T]) -> T:
+        """What reader() returns for this file, read by the first model that asks."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return reader()  # its own error names the file
+        key = (str(path), stat.st_size, stat.st_mtime_ns, *what)
+        with self._lock:
+            key_lock = self._keys.setdefault(key, threading.Lock())
+        with key_lock:
+            if key not in self._values:
+                self._values[key] = reader()
+            return self._values[key]
+
+    def forget(self, directory: Path) -> None:
+        """Drop what was read from files in this directory (the round is over)."""
+        with self._lock:
+            for key in [k for k in self._keys if Path(k[0]).parent == directory]:
+                del self._keys[key]
+                self._values.pop(key, None)
+
+
+SHARED_READS = SharedReads()
+
+
 @dataclass(frozen=True)
 class PreparedSubmission:
     """Predictions for the round, their validation against the live ids, and their summary."""
@@ -412,12 +462,18 @@ def prepare_submission(config: NumeraiModel, live: LiveData) -> PreparedSubmissi
     """Run the model's predictor on the live data it reads, then check and summarize."""
     if live.tournament != CLASSIC:
         return _prepare_tickers(config, live)
-    features = feature_names(live.path("features.json"), config.feature_set)
-    live_features = read_live(live.path("live.parquet"), features)
-    benchmarks = pd.read_parquet(live.path("live_benchmark_models.parquet"))
+    shared = SHARED_READS.read
+    sets_path, live_path = live.path("features.json"), live.path("live.parquet")
+    features = shared(sets_path, (), lambda: read_feature_sets(sets_path)).get(config.feature_set)
+    if features is None:
+        features = feature_names(sets_path, config.feature_set)  # raises, naming the sets
+    live_features = shared(live_path, tuple(features), lambda: read_live(live_path, features))
+    benchmarks_path = live.path("live_benchmark_models.parquet")
+    benchmarks = shared(benchmarks_path, (), lambda: pd.read_parquet(benchmarks_path))
     predictor = load_predictor(config.predictor_path)
     frame = predictor(live_features, benchmarks.loc[live_features.index])
-    example = read_example_predictions(live.path("live_example_preds.parquet"))
+    example_path = live.path("live_example_preds.parquet")
+    example = shared(example_path, (), lambda: read_example_predictions(example_path))
     return PreparedSubmission(
         frame=frame,
         validation=validate_submission(frame, live_features.index),

@@ -202,9 +202,10 @@ def check_live_file(path: str | Path, features: list[str]) -> pd.Index:
         raise LiveDataError(f"cannot read live data {path}: {exc}") from exc
     if parquet.metadata.num_rows == 0:
         raise LiveDataError("live data is empty")
-    if ID_COLUMN not in schema.names:
+    names = set(schema.names)  # a new list on every access: look up in one set
+    if ID_COLUMN not in names:
         raise LiveDataError(f"live data has no {ID_COLUMN!r} index or column")
-    missing = [f for f in features if f not in schema.names]
+    missing = [f for f in features if f not in names]
     if missing:
         raise LiveDataError(f"live data lacks {len(missing)} feature column(s): {_few(missing)}")
     non_int = [f for f in features if not pa.types.is_integer(schema.field(f).type)]

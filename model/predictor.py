@@ -178,10 +178,11 @@ class Predictor:
         """
         if live_benchmark_models is None:
             live_benchmark_models = pd.DataFrame(index=live_features.index)
-        # The user's function gets copies so it cannot change the cached live data.
-        args: tuple[pd.DataFrame, ...] = (live_features.copy(),)
+        # The user's function gets its own frames: with pandas' copy-on-write, whatever it
+        # changes is copied first, so the live data other models share stays as read.
+        args: tuple[pd.DataFrame, ...] = (live_features.copy(deep=False),)
         if self.n_args == 2:
-            args = (*args, live_benchmark_models.copy())
+            args = (*args, live_benchmark_models.copy(deep=False))
         try:
             output = self.fn(*args)
         except Exception as exc:

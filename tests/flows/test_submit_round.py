@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -243,6 +244,23 @@ def test_markdown_report_and_model_history_artifacts(open_round: Round) -> None:
     history = latest[history_key(name)]
     assert "1 rounds, 1 verified" in (history.description or "")
     assert name in markdown
+
+
+def test_each_models_history_grows_by_one_row_a_round(open_round: Round) -> None:
+    from flows.reporting import history_key
+
+    names = [f"grow_{i}_{open_round.credentials_block[-6:]}" for i in range(3)]
+    models = [open_round.save_model(n) for n in names]
+    rounds = []
+    for _ in range(2):
+        rounds.append(open_round.sandbox.open_round().number)
+        assert open_round.run(models).is_completed()
+    with get_client(sync_client=True) as client:
+        latest = {a.key: a for a in client.read_latest_artifacts()}
+    for name in names:
+        history = latest[history_key(name)]
+        assert "2 rounds, 2 verified" in (history.description or ""), history.description
+        assert sorted(row["round"] for row in json.loads(str(history.data))) == rounds
 
 
 def test_credentials_fall_back_to_the_environment_without_a_block(

@@ -84,14 +84,21 @@ def test_output_with_id_column_and_other_name(tmp_path: Path, live_frame: pd.Dat
     assert sub["id"].tolist() == live_frame.index.tolist()
 
 
-def test_predictor_cannot_change_callers_frame(tmp_path: Path, live_frame: pd.DataFrame) -> None:
-    def predict(live_features: pd.DataFrame) -> pd.Series:
+def test_predictor_cannot_change_callers_frames(tmp_path: Path, live_frame: pd.DataFrame) -> None:
+    def predict(live_features: pd.DataFrame, benchmarks: pd.DataFrame) -> pd.Series:
         live_features["feature_00"] = 99
+        live_features.iloc[0, list(live_features.columns).index("feature_01")] = 99
+        live_features.loc[:, "feature_02"] += 10
+        live_features.pop("era")
+        benchmarks.iloc[:, 0] = -1.0
         return live_features["feature_01"].rank(pct=True)
 
     frame = live_frame.copy()
-    load_predictor(_dump(predict, tmp_path / "mut.pkl"))(frame)
-    assert frame["feature_00"].max() <= 4
+    benchmarks = pd.DataFrame({"v5_lgbm": 0.5}, index=frame.index)
+    before, benchmarks_before = frame.copy(), benchmarks.copy()
+    load_predictor(_dump(predict, tmp_path / "mut.pkl"))(frame, benchmarks)
+    pd.testing.assert_frame_equal(frame, before)
+    pd.testing.assert_frame_equal(benchmarks, benchmarks_before)
 
 
 def test_raising_predictor_wraps_the_cause(tmp_path: Path, live_frame: pd.DataFrame) -> None:
