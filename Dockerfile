@@ -22,7 +22,11 @@ RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 COPY . /src/
 # artifacts/ (predictor files) may be absent in a fresh clone; the image then has an empty one.
-RUN mkdir -p /src/artifacts
+# The project's bytecode is compiled here: the runtime neither writes .pyc files nor may, and each
+# round is a new process (pip has compiled the dependencies' already).
+RUN mkdir -p /src/artifacts \
+    && python3 -m compileall -q --invalidation-mode unchecked-hash /src/flows /src/model \
+        /src/blocks /src/deployments
 
 FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

@@ -64,15 +64,16 @@ def _check_ids(ids: pd.Series, live_ids: pd.Index) -> list[CheckFailure]:
     dups = sub[sub.duplicated()].unique().tolist()
     if dups:
         failures.append(CheckFailure("duplicate_ids", f"{len(dups)} id(s) repeated: {_few(dups)}"))
-    live = pd.Index(live_ids).dropna().astype(str)
-    sub_set = set(sub)
+    # Plain lists first: iterating Arrow-backed strings one by one is slow.
+    live, sub_ids = pd.Index(live_ids).dropna().astype(str).tolist(), sub.tolist()
+    sub_set = set(sub_ids)
     missing = [i for i in live if i not in sub_set]
     if missing:
         failures.append(
             CheckFailure("missing_ids", f"{len(missing)} of {len(live)} live ids: {_few(missing)}")
         )
     live_set = set(live)
-    extra = sorted({i for i in sub if i not in live_set})
+    extra = sorted({i for i in sub_ids if i not in live_set})
     if extra:
         failures.append(CheckFailure("extra_ids", f"{len(extra)} not in live: {_few(extra)}"))
     return failures
