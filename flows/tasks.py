@@ -324,12 +324,17 @@ def earlier_runs(me: FlowRun, going: list[FlowRun]) -> list[FlowRun]:
     return [run for run in going if run.id != me.id and order(run) < order(me)]
 
 
-def _abandoned(client: SyncPrefectClient, run: FlowRun) -> bool:
-    """A model's run whose round run ended (crashed, killed, cancelled) while it was working."""
+def _abandoned(client: SyncPrefectClient, run: FlowRun, parents: dict[UUID, UUID | None]) -> bool:
+    """A model's run whose round run ended (crashed, killed, cancelled) while it was working.
+
+    `parents` keeps each run's round run id between looks (a run's parent never changes).
+    """
     if run.parent_task_run_id is None:
         return False
     try:
-        parent_id = client.read_task_run(run.parent_task_run_id).flow_run_id
+        if run.id not in parents:
+            parents[run.id] = client.read_task_run(run.parent_task_run_id).flow_run_id
+        parent_id = parents[run.id]
         if parent_id is None:
             return False
         parent = client.read_flow_run(parent_id)
@@ -351,6 +356,7 @@ def wait_for_earlier_runs(round_info: RoundInfo) -> None:
         return
     logger = get_run_logger()
     waited_for: set[UUID] = set()
+    parents: dict[UUID, UUID | None] = {}
     with get_client(sync_client=True) as client:
         me = client.read_flow_run(UUID(run_id))
         name = me.name  # this model's run: round-N-model
@@ -360,7 +366,7 @@ def wait_for_earlier_runs(round_info: RoundInfo) -> None:
         )
         while True:
             going = client.read_flow_runs(flow_run_filter=same)
-            ahead = [r for r in earlier_runs(me, going) if not _abandoned(client, r)]
+            ahead = [r for r in earlier_runs(me, going) if not _abandoned(client, r, parents)]
             if not ahead:
                 return
             if not round_info.is_open(dt.datetime.now(dt.UTC) + CLOSE_MARGIN):

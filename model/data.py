@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def _pandas_index_columns(schema: pa.Schema) -> list[str]:
     return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
 
 
-READ_CHUNK_COLUMNS = 128  # feature columns decoded at once by read_parquet_columns
+CHUNK_COLUMNS = 128  # feature columns decoded at once when live data is read or checked
 
 
 def _int_features(schema: pa.Schema, columns: list[str]) -> list[str]:
@@ -66,20 +67,24 @@ def _int_features(schema: pa.Schema, columns: list[str]) -> list[str]:
     ]
 
 
+def _columns(parquet: pq.ParquetFile, names: list[str]) -> Iterator[tuple[str, pa.ChunkedArray]]:
+    """Each named column of the file, decoded CHUNK_COLUMNS columns at a time, so that the
+    columns are never all decoded at once."""
+    for start in range(0, len(names), CHUNK_COLUMNS):
+        chunk = names[start : start + CHUNK_COLUMNS]
+        yield from zip(chunk, parquet.read(columns=chunk).columns, strict=True)
+
+
 def _feature_block(parquet: pq.ParquetFile, features: list[str]) -> np.ndarray | None:
     """The integer feature columns as one int8 array (columns x rows), filled a few columns at a
-    time: the file's columns are never all decoded at once beside the result. None when a
-    column has missing values (pandas then holds it as float)."""
+    time beside it. None when a column has missing values (pandas then holds it as float)."""
     block = np.empty((len(features), parquet.metadata.num_rows), dtype=np.int8)
-    for start in range(0, len(features), READ_CHUNK_COLUMNS):
-        chunk = parquet.read(columns=features[start : start + READ_CHUNK_COLUMNS])
-        for row, column in enumerate(chunk.columns, start=start):
-            if column.null_count:
-                return None
-            if column.type != pa.int8():
-                column = pc.cast(column, pa.int8())  # safe: a value outside int8 raises
-            block[row] = column.to_numpy()
-        del chunk
+    for row, (_, column) in enumerate(_columns(parquet, features)):
+        if column.null_count:
+            return None
+        if column.type != pa.int8():
+            column = pc.cast(column, pa.int8())  # safe: a value outside int8 raises
+        block[row] = column.to_numpy()
     return block
 
 
@@ -175,9 +180,6 @@ def check_live(frame: pd.DataFrame, features: list[str]) -> None:
         )
 
 
-CHECK_CHUNK_COLUMNS = 256  # feature columns decoded at once by check_live_file
-
-
 def _check_ids(ids: pd.Series) -> None:
     """Raise LiveDataError on missing, blank or duplicate ids."""
     blank = ids.isna() | (ids.astype(str).str.strip() == "")
@@ -192,7 +194,7 @@ def check_live_file(path: str | Path, features: list[str]) -> pd.Index:
     """Check live.parquet as check_live does, without holding its features in memory; its ids.
 
     Every feature column is decoded (a corrupt page fails here, not in a model), but only
-    CHECK_CHUNK_COLUMNS columns at a time and never as a pandas frame, so the check's peak
+    CHUNK_COLUMNS columns at a time and never as a pandas frame, so the check's peak
     memory does not grow with the number of features.
     """
     try:
@@ -221,19 +223,15 @@ def check_live_file(path: str | Path, features: list[str]) -> pd.Index:
         nulls: list[str] = []
         bad: list[str] = []
         lo, hi = FEATURE_MIN, FEATURE_MAX
-        for start in range(0, len(features), CHECK_CHUNK_COLUMNS):
-            chunk = features[start : start + CHECK_CHUNK_COLUMNS]
-            table = parquet.read(columns=chunk)
-            for name, column in zip(chunk, table.columns, strict=True):
-                if column.null_count:
-                    nulls.append(name)
-                    continue
-                extremes = pc.min_max(column)
-                low, high = extremes["min"].as_py(), extremes["max"].as_py()
-                if low < FEATURE_MIN or high > FEATURE_MAX:
-                    bad.append(name)
-                    lo, hi = min(lo, low), max(hi, high)
-            del table
+        for name, column in _columns(parquet, features):
+            if column.null_count:
+                nulls.append(name)
+                continue
+            extremes = pc.min_max(column)
+            low, high = extremes["min"].as_py(), extremes["max"].as_py()
+            if low < FEATURE_MIN or high > FEATURE_MAX:
+                bad.append(name)
+                lo, hi = min(lo, low), max(hi, high)
     except pa.ArrowException as exc:
         raise LiveDataError(f"cannot decode live data {path}: {exc}") from exc
     if nulls:

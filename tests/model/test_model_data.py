@@ -61,7 +61,11 @@ def test_read_live_id_stored_as_column(tmp_path: Path, live_frame: pd.DataFrame)
     assert frame.index.equals(live_frame.index)
 
 
-def test_read_live_matches_pandas_in_one_int8_block(data_dir: Path) -> None:
+@pytest.mark.parametrize("chunk", [3, 128])  # several chunks of columns, and one
+def test_read_live_matches_pandas_in_one_int8_block(
+    data_dir: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "CHUNK_COLUMNS", chunk)
     path = data_dir / "live.parquet"
     frame = read_live(path, FEATURES)
     expected = pd.read_parquet(path, columns=["era", "data_type", *FEATURES])
@@ -160,7 +164,7 @@ def _write(frame: pd.DataFrame, path: Path) -> Path:
 def test_check_live_file_returns_the_ids_of_a_good_file(
     data_dir: Path, live_ids: pd.Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "CHECK_CHUNK_COLUMNS", 3)  # several chunks on 20 features
+    monkeypatch.setattr(data, "CHUNK_COLUMNS", 3)  # several chunks on 20 features
     ids = check_live_file(data_dir / "live.parquet", FEATURES)
     assert ids.name == "id"
     assert ids.equals(live_ids)
@@ -208,7 +212,7 @@ def test_check_live_file_missing_and_float_features(
 def test_check_live_file_out_of_range_and_null_values(
     tmp_path: Path, live_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "CHECK_CHUNK_COLUMNS", 4)
+    monkeypatch.setattr(data, "CHUNK_COLUMNS", 4)
     frame = _live(live_frame)
     frame.loc[frame.index[0], "feature_13"] = 9
     with pytest.raises(LiveDataError, match=r"outside 0-4 \(seen 0\.\.9\).*feature_13"):
