@@ -14,10 +14,10 @@ help:  ## List the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# Bytecode is compiled once here: every flow run is a new Python process, and where .pyc files
+# cannot be written (PYTHONDONTWRITEBYTECODE, read-only installs) each would compile again.
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
-	# Bytecode compiled once here: every flow run is a new Python process, and where .pyc files
-	# cannot be written (PYTHONDONTWRITEBYTECODE, read-only installs) each would compile again.
 	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@

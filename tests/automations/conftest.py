@@ -35,9 +35,13 @@ def _collections_entry_point(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def automation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` on loopback with all services and fast proactive evaluation."""
+    """`prefect server start` on loopback with all services and fast proactive evaluation.
+
+    Package-scoped: Prefect's settings point at it only while this package's tests run, so the
+    tests after them (in any order) talk to their own server again.
+    """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect-automations")
@@ -67,6 +71,9 @@ def automation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     with background(args, env, log, cwd=home) as server:
         wait_healthy(f"{api}/health", server, log, timeout=90)
         with temporary_settings({PREFECT_API_URL: api}):
+            # Prefect keeps one events worker per process, on the server it first sent to:
+            # start a new one here, and again after, for the tests that follow.
+            _drain_events()
             yield api
             _drain_events()
 
