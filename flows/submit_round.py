@@ -39,8 +39,9 @@ from .tasks import (
 
 CLASSIC = 8
 ENV_KEYS = ("NUMERAI_PUBLIC_ID", "NUMERAI_SECRET_KEY")
-# How many models of a round run at once. Each holds its own feature columns and predictions
-# in memory while it runs, so this bounds the round's memory as well as its API traffic.
+# How many models of a round run at once. They share the live columns read for their feature
+# set, but each holds what its predictor makes while it runs, so this bounds the round's memory
+# as well as its API traffic.
 CONCURRENCY_ENV = "NUMERAI_MODEL_CONCURRENCY"
 DEFAULT_CONCURRENCY = 8
 
