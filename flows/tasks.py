@@ -43,13 +43,7 @@ from blocks import (
     is_transient,
 )
 from blocks.client import trigger_id_env
-from model.data import (
-    check_live_file,
-    feature_names,
-    read_example_predictions,
-    read_feature_sets,
-    read_live,
-)
+from model.data import check_live_file, feature_names, read_example_predictions, read_live
 from model.predictor import load_predictor
 from model.summary import prediction_summary
 from model.ticker_example import read_prices
@@ -470,9 +464,8 @@ def prepare_submission(config: NumeraiModel, live: LiveData) -> PreparedSubmissi
         return _prepare_tickers(config, live)
     shared = SHARED_READS.read
     sets_path, live_path = live.path("features.json"), live.path("live.parquet")
-    features = shared(sets_path, (), lambda: read_feature_sets(sets_path)).get(config.feature_set)
-    if features is None:
-        features = feature_names(sets_path, config.feature_set)  # raises, naming the sets
+    feature_set = config.feature_set
+    features = shared(sets_path, (feature_set,), lambda: feature_names(sets_path, feature_set))
     live_features = shared(live_path, tuple(features), lambda: read_live(live_path, features))
     benchmarks_path = live.path("live_benchmark_models.parquet")
     benchmarks = shared(benchmarks_path, (), lambda: pd.read_parquet(benchmarks_path))

@@ -120,3 +120,23 @@ def test_a_rounds_models_share_one_read_of_the_live_data(open_round: Round, tmp_
     totals = {int(total) for _, total in records}
     assert len(totals) == 1 and totals != {0}, "a model saw another model's change"
     assert not SHARED_READS._values, "the round's reads outlived it"
+
+
+@pytest.mark.integration
+def test_an_unknown_feature_set_fails_its_model_by_name_and_spares_the_others(
+    open_round: Round,
+) -> None:
+    from blocks import NumeraiModel
+
+    good = open_round.save_model("sets_good")
+    bad = open_round.save_model("sets_bad")
+    config = NumeraiModel.load(bad)
+    config.feature_set = "no_such_set"
+    config.save(bad, overwrite=True)
+    state = open_round.run([good, bad])
+    assert state.is_failed()
+    reports = {r.model: r for r in state.result(raise_on_failure=False)}
+    assert reports["sets_good"].status == "verified"
+    assert reports["sets_bad"].submission_id is None
+    assert "unknown feature set 'no_such_set'" in (reports["sets_bad"].error or "")
+    assert "available: all, medium" in (reports["sets_bad"].error or "")
