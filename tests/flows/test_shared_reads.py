@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pytest
@@ -130,7 +130,7 @@ def test_an_unknown_feature_set_fails_its_model_by_name_and_spares_the_others(
 
     good = open_round.save_model("sets_good")
     bad = open_round.save_model("sets_bad")
-    config = NumeraiModel.load(bad)
+    config = cast(NumeraiModel, NumeraiModel.load(bad))
     config.feature_set = "no_such_set"
     config.save(bad, overwrite=True)
     state = open_round.run([good, bad])
