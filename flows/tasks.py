@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import requests
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -28,8 +29,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
+from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
-from prefect.runtime import flow_run as current_flow_run
 from prefect.runtime import task_run as current_task_run
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
@@ -84,7 +85,10 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     return False
 
 
+# No cache policy: every task here is a side effect or reads what changes, so a run must never
+# be answered from an earlier one's result (and no inputs, keys included, get hashed).
 api_task = task(
+    cache_policy=NO_CACHE,
     retries=API_RETRIES,
     retry_delay_seconds=exponential_backoff(API_RETRY_BASE_SECONDS),
     retry_jitter_factor=0.2,
@@ -108,6 +112,7 @@ _PATIENT = patient_delays(
 # The same policy with the patient ladder, when patience buys more retries than the usual one.
 patient_api_task = (
     task(
+        cache_policy=NO_CACHE,
         retries=len(_PATIENT),
         retry_delay_seconds=_PATIENT,
         retry_jitter_factor=0.2,
@@ -345,15 +350,15 @@ def wait_for_earlier_runs(round_info: RoundInfo) -> None:
     it is still at work, then goes on (and finds that run's submission). A run whose round run
     ended without it (a killed worker process) does not count. Waiting ends at the round's close.
     """
-    run_id = current_flow_run.id
-    if run_id is None:
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
         return
+    me = context.flow_run  # as the engine read it back and renamed it: round-N-model
+    name = me.name
     logger = get_run_logger()
     waited_for: set[UUID] = set()
     parents: dict[UUID, UUID | None] = {}
     with get_client(sync_client=True) as client:
-        me = client.read_flow_run(UUID(run_id))
-        name = me.name  # this model's run: round-N-model
         same = FlowRunFilter(
             name=FlowRunFilterName(any_=[name]),
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_GOING)),
@@ -457,7 +462,7 @@ def _prepare_tickers(config: NumeraiModel, live: LiveData) -> PreparedSubmission
     )
 
 
-@task
+@task(cache_policy=NO_CACHE)
 def prepare_submission(config: NumeraiModel, live: LiveData) -> PreparedSubmission:
     """Run the model's predictor on the live data it reads, then check and summarize."""
     if live.tournament != CLASSIC:
