@@ -40,18 +40,18 @@ def podman(*args: str, timeout: float = 300) -> str:
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    """The image, built by deployments/aws/build_image.sh unless it exists already."""
+    """The image as the working tree builds it now (deployments/aws/build_image.sh).
+
+    Always built: buildah's layer cache makes an unchanged tree a quick rebuild, and an image
+    left from older sources would test those instead.
+    """
     os.environ.setdefault("CONTAINERS_CONF", str(ROOT / ".numerai/image/containers.conf"))
-    if (
-        os.environ.get("NUMERAI_REBUILD_IMAGE") == "1"
-        or subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode
-    ):
-        subprocess.run(
-            [str(ROOT / "deployments/aws/build_image.sh")],
-            env={**os.environ, "IMAGE": IMAGE, "NUMERAI_SECRET_KEY": TEST_SECRET},
-            check=True,
-            timeout=1800,
-        )
+    subprocess.run(
+        [str(ROOT / "deployments/aws/build_image.sh")],
+        env={**os.environ, "IMAGE": IMAGE, "NUMERAI_SECRET_KEY": TEST_SECRET},
+        check=True,
+        timeout=1800,
+    )
     yield IMAGE
 
 
