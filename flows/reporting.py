@@ -7,9 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from prefect.events import emit_event
@@ -17,6 +15,8 @@ from prefect.events import emit_event
 from blocks import model_block_name
 from model.report import history_summary, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
+
+from .tasks import fresh_task
 
 ROUND_TABLE_KEY = "numerai-round-report"
 ROUND_MARKDOWN_KEY = "numerai-round-summary"
@@ -67,7 +67,7 @@ def history_key(model: str) -> str:
     return f"numerai-history-{slug}"
 
 
-@task(cache_policy=NO_CACHE)
+@fresh_task
 def publish_round_report(round_number: int, rows: Sequence[Mapping[str, Any]]) -> None:
     """The run's artifacts: the per-model table, and Markdown with the distribution chart."""
     table_columns = (
@@ -109,7 +109,7 @@ def _previous_histories(keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     return histories
 
 
-@task(cache_policy=NO_CACHE)
+@fresh_task
 def update_model_histories(outcomes: Sequence[Mapping[str, Any]]) -> None:
     """Add this round's outcome to each model's history artifact (a new version of its key)."""
     keys = {str(o["model"]): history_key(str(o["model"])) for o in outcomes}

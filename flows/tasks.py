@@ -85,8 +85,9 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     return False
 
 
-# No cache policy: every task here is a side effect or reads what changes, so a run must never
-# be answered from an earlier one's result (and no inputs, keys included, get hashed).
+# No cache policy: every task of the flows is a side effect or reads what changes, so a run must
+# never be answered from an earlier one's result (and no inputs, keys included, get hashed).
+fresh_task = task(cache_policy=NO_CACHE)
 api_task = task(
     cache_policy=NO_CACHE,
     retries=API_RETRIES,
@@ -462,7 +463,7 @@ def _prepare_tickers(config: NumeraiModel, live: LiveData) -> PreparedSubmission
     )
 
 
-@task(cache_policy=NO_CACHE)
+@fresh_task
 def prepare_submission(config: NumeraiModel, live: LiveData) -> PreparedSubmission:
     """Run the model's predictor on the live data it reads, then check and summarize."""
     if live.tournament != CLASSIC:
