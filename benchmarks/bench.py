@@ -25,8 +25,8 @@ from typing import Any
 import cloudpickle
 from pydantic import SecretStr
 
-from deployments.local import prefect_server
 from deployments.processes import background, free_port
+from deployments.server import prefect_server
 from sandbox import SIZES, Sandbox
 from sandbox.data import resolve_size
 
@@ -354,7 +354,7 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
 
     The counts alternate within each repeat (1, 5, 20, 1, 5, 20, ...); medians are compared.
     """
-    from flows.submit_round import model_concurrency
+    from flows.settings import flow_settings
 
     predictor = bench.workdir / "rank_feature.pkl"
     predictor.write_bytes(cloudpickle.dumps(rank_feature))
@@ -382,7 +382,7 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
     first = figures[str(counts[0])]["seconds"]
     for n in counts:
         figures[str(n)]["ratio_to_1"] = figures[str(n)]["seconds"] / first
-    figures["model_concurrency"] = model_concurrency()
+    figures["model_concurrency"] = flow_settings().model_concurrency
     figures["note"] = (
         "medians of the repeats; the flow call in a fresh process, imports excluded "
         "(process_s includes them); live files downloaded: the most in one run"

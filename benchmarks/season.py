@@ -477,7 +477,7 @@ def run_season(
     workdir: Path, weeks: int = 4, seed: int = 1, speed: float = SPEED
 ) -> dict[str, Any]:
     """Start every part, play the season, and return its figures."""
-    from deployments.local import prefect_server
+    from deployments.server import prefect_server
 
     season = Season(workdir, speed=speed, seed=seed)
     port = free_port()

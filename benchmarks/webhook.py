@@ -34,8 +34,8 @@ from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
-from deployments.local import prefect_server
 from deployments.processes import background, free_port, wait_healthy
+from deployments.server import prefect_server
 from sandbox import Sandbox
 
 ROUND = "submit-round/round"  # the deployment the receiver starts by default

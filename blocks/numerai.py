@@ -5,6 +5,7 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
+from model.names import model_block_name
 from model.tournaments import tournament as find_tournament
 
 from .client import CLASSIC, NumeraiAPI
@@ -79,9 +80,13 @@ class NumeraiModel(Block):
             "Model Uploads take it; the example model is saved the same way."
         ),
     )
-    feature_set: str = Field(
-        default="medium",
-        description="The feature set from features.json whose columns the predictor reads.",
+    feature_set: str | None = Field(
+        default=None,
+        description=(
+            "Optional: the feature set from features.json whose columns the predictor reads "
+            "(less memory). Empty: the whole live frame, every column, as Numerai's runner "
+            "gives a Model Upload."
+        ),
     )
     tournament: int = Field(
         default=CLASSIC, description="The tournament: 8 Classic, 11 Signals, 12 Crypto."
@@ -106,8 +111,3 @@ class NumeraiModel(Block):
     def block_name(self) -> str:
         """The name this model's block is saved under."""
         return model_block_name(self.model_name)
-
-
-def model_block_name(model_name: str) -> str:
-    """Block document names allow lowercase letters, digits and dashes only."""
-    return model_name.lower().replace("_", "-")

@@ -362,11 +362,11 @@ def _predictor_path(
     if entry.predictor == "example":
         path = example_artifact(entry, workdir)
         if path.exists():
-            results.add("example model", entry.feature_set, f"exists ({path})")
+            results.add("example model", entry.example_set, f"exists ({path})")
             return path
-        with console.status(f"Training the example model on the {entry.feature_set} features…"):
+        with console.status(f"Training the example model on the {entry.example_set} features…"):
             path = train_example(credentials, entry, workdir)
-        results.add("example model", entry.feature_set, f"trained ({path})", changed=True)
+        results.add("example model", entry.example_set, f"trained ({path})", changed=True)
         return path
     path = Path(entry.predictor).expanduser()
     if not path.is_absolute():
@@ -384,7 +384,7 @@ def _save_model(entry: ModelEntry, predictor: Path, results: _Results) -> None:
         model_name=entry.name,
         model_id=entry.model_id,
         predictor_path=str(predictor),
-        feature_set=entry.feature_set,
+        feature_set=entry.block_feature_set,
         tournament=entry.tournament_number,
         data_path=entry.data_path,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployments.processes import background, wait_healthy
+from deployments.server import prefect_server
 
 log = logging.getLogger("numerai-prefect")
 
@@ -30,10 +30,20 @@ class ModelEntry:
 
     name: str
     predictor: str = "example"
-    feature_set: str = "medium"
+    feature_set: str | None = None  # a pickle gets the whole live frame unless it says
     model_id: str | None = None
     tournament: str = "classic"
     data_path: str | None = None
+
+    @property
+    def example_set(self) -> str:
+        """The feature set the example model trains on (medium unless the entry says)."""
+        return self.feature_set or "medium"
+
+    @property
+    def block_feature_set(self) -> str | None:
+        """What the model's block declares: the example's own set, else the entry's (or none)."""
+        return self.example_set if self.predictor == "example" else self.feature_set
 
     @property
     def tournament_number(self) -> int:
@@ -62,41 +72,6 @@ def read_models(path: Path) -> list[ModelEntry]:
 
 
 @contextlib.contextmanager
-def prefect_server(
-    home: Path, port: int, settings: dict[str, str] | None = None, *, own: bool = False
-) -> Iterator[str]:
-    """A local Prefect server for this run, or the one PREFECT_API_URL names (unless `own`)."""
-    if os.environ.get("PREFECT_API_URL") and not own:
-        yield os.environ["PREFECT_API_URL"]
-        return
-    home.mkdir(parents=True, exist_ok=True)
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        **(settings or {}),
-    }
-    log_path = home / "server.log"
-    args = ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with background(args, env, log_path) as server:
-        try:
-            wait_healthy(f"{api_url}/health", server, log_path, timeout=120)
-        except RuntimeError as error:
-            raise SystemExit(f"Prefect server did not start: {error}") from None
-        log.info("Prefect server ready; UI at %s", api_url.removesuffix("/api"))
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            try:
-                yield api_url
-            finally:
-                from prefect.logging.handlers import APILogWorker
-
-                APILogWorker.drain_all(timeout=10)  # the run's last logs, before the server goes
-
-
-@contextlib.contextmanager
 def numerai_api(models: list[ModelEntry], workdir: Path) -> Iterator[tuple[str, str, str | None]]:
     """(public id, secret key, API URL): Numerai's with keys in the environment, else a sandbox."""
     public_id = os.environ.get("NUMERAI_PUBLIC_ID")
@@ -118,7 +93,7 @@ def numerai_api(models: list[ModelEntry], workdir: Path) -> Iterator[tuple[str, 
 
 def example_artifact(entry: ModelEntry, workdir: Path) -> Path:
     """Where the example model for this feature set is kept."""
-    return workdir / "artifacts" / f"example-{entry.feature_set}.pkl"
+    return workdir / "artifacts" / f"example-{entry.example_set}.pkl"
 
 
 def train_example(credentials: object, entry: ModelEntry, workdir: Path) -> Path:
@@ -142,8 +117,8 @@ def train_example(credentials: object, entry: ModelEntry, workdir: Path) -> Path
         if not (data / name).exists():
             log.info("Downloading %s/%s for the example model", version, name)
             client.download_dataset(f"{version}/{name}", str(data / name))
-    log.info("Training the example model on the %s feature set", entry.feature_set)
-    return train_from_files(data / "train.parquet", data / "features.json", entry.feature_set, out)
+    log.info("Training the example model on the %s feature set", entry.example_set)
+    return train_from_files(data / "train.parquet", data / "features.json", entry.example_set, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_name=entry.name,
                 model_id=entry.model_id,
                 predictor_path=str(predictor),
-                feature_set=entry.feature_set,
+                feature_set=entry.block_feature_set,
                 tournament=entry.tournament_number,
                 data_path=entry.data_path,
             )

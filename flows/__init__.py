@@ -1,5 +1,6 @@
-"""Prefect flows: they wire the tasks of flows/tasks.py together."""
+"""Prefect flows: submit_round.py wires the tasks of live.py and submission.py together."""
 
-from .submit_round import ModelReport, submit_model, submit_round
+from .submission import ModelReport, submit_model
+from .submit_round import submit_round
 
 __all__ = ["ModelReport", "submit_model", "submit_round"]

@@ -12,11 +12,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from prefect.events import emit_event
 
-from blocks import model_block_name
+from model.names import history_key, model_resource_id, round_resource_id
 from model.report import history_summary, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
 
-from .tasks import fresh_task
+from .policies import fresh_task
 
 ROUND_TABLE_KEY = "numerai-round-report"
 ROUND_MARKDOWN_KEY = "numerai-round-summary"
@@ -29,7 +29,7 @@ def model_resource(model: str) -> dict[str, str]:
     so that the receiver's numerai.round.opened and the flow's events concern one resource.
     """
     return {
-        "prefect.resource.id": f"numerai.model.{model_block_name(model)}",
+        "prefect.resource.id": model_resource_id(model),
         "prefect.resource.name": model,
     }
 
@@ -37,7 +37,7 @@ def model_resource(model: str) -> dict[str, str]:
 def round_resource(round_number: int) -> dict[str, str]:
     """The related resource standing for one round."""
     return {
-        "prefect.resource.id": f"numerai.round.{round_number}",
+        "prefect.resource.id": round_resource_id(round_number),
         "prefect.resource.role": "round",
         "prefect.resource.name": f"round {round_number}",
     }
@@ -59,12 +59,6 @@ def emit_submission_event(kind: str, model: str, round_number: int, **payload: A
         related=[round_resource(round_number)],
         payload={"model": model, "round": round_number, **payload},
     )
-
-
-def history_key(model: str) -> str:
-    """Artifact key of a model's history (lowercase letters, digits and dashes only)."""
-    slug = "".join(c if c.isalnum() else "-" for c in model.lower()).strip("-")
-    return f"numerai-history-{slug}"
 
 
 @fresh_task

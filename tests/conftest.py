@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +20,32 @@ os.environ.setdefault("NUMERAI_RETRY_BASE_SECONDS", "0.2")
 # Round resolution waits out outages for 15 min in production; tests that want it say so.
 os.environ.setdefault("NUMERAI_ROUND_PATIENCE_SECONDS", "0")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+# The test server frees expired leases every second, so a killed run's model comes back soon.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",
+    "PREFECT_UI_ENABLED": "false",
+}
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[str]:
-    """A real Prefect server on loopback with a fresh database (started once, ~15 s)."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start` on loopback with a fresh database, for the whole session.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield str(PREFECT_API_URL.value())
+    On PostgreSQL (a new database on the server NUMERAI_TEST_DATABASE_URL names, as in CI and
+    production), else on SQLite. A real server, not prefect_test_harness's ephemeral one: only a
+    real server reclaims expired concurrency leases, which keep a killed run from holding a model.
+    """
+    from deployments.processes import free_port
+    from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    admin_url = os.environ.get(TEST_DATABASE_ENV)
+    with contextlib.ExitStack() as stack:
+        database = stack.enter_context(fresh_database(admin_url)) if admin_url else None
+        api_url = stack.enter_context(
+            prefect_server(home, free_port(), SERVER_SETTINGS, own=True, database_url=database)
+        )
+        yield api_url
 
 
 @pytest.fixture

@@ -23,6 +23,14 @@ def rank_first_feature(live_features: pd.DataFrame, live_benchmark_models: pd.Da
     return live_features[feature].rank(pct=True, method="first").to_frame("prediction")
 
 
+def reports_of(state: Any) -> list[Any]:
+    """Every model's report of a finished round run, failed or not."""
+    from flows.submit_round import RoundFailed
+
+    outcome = state.result(raise_on_failure=False)
+    return outcome.reports if isinstance(outcome, RoundFailed) else outcome
+
+
 @dataclass
 class Round:
     """A sandbox with an open round and block names for its models."""
@@ -31,14 +39,22 @@ class Round:
     tmp: Path
     credentials_block: str
 
-    def save_model(self, name: str, predict: Callable[..., Any] = rank_first_feature) -> str:
+    def save_model(
+        self,
+        name: str,
+        predict: Callable[..., Any] = rank_first_feature,
+        *,
+        block_name: str | None = None,
+        feature_set: str | None = "small",
+    ) -> str:
         """Register a model in the sandbox and save its block; returns the block name."""
-        self.sandbox.add_model(name)
-        path = self.tmp / f"{name}.pkl"
+        if name not in self.sandbox.models:
+            self.sandbox.add_model(name)
+        path = self.tmp / f"{name}-{uuid.uuid4().hex[:6]}.pkl"
         path.write_bytes(cloudpickle.dumps(predict))
-        block_name = f"{name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
-        NumeraiModel(model_name=name, predictor_path=str(path), feature_set="small").save(
-            block_name
+        block_name = block_name or f"{name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+        NumeraiModel(model_name=name, predictor_path=str(path), feature_set=feature_set).save(
+            block_name, overwrite=True
         )
         return block_name
 

@@ -1,4 +1,4 @@
-"""Models of a round work side by side, each in its own named submit-model run of the round."""
+"""Models of a round work side by side, each in its own task run named round-N-model."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-from flows.submit_round import CONCURRENCY_ENV, DEFAULT_CONCURRENCY, model_concurrency
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from .conftest import Round
 
@@ -37,10 +35,10 @@ def meeting(directory: Path, expected: int) -> Any:
 
 
 @pytest.mark.integration
-def test_models_run_at_once_in_named_runs_linked_to_the_round_run(
+def test_models_run_at_once_as_named_task_runs_of_the_round_run(
     open_round: Round, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(CONCURRENCY_ENV, "3")
+    monkeypatch.setenv("NUMERAI_MODEL_CONCURRENCY", "3")
     arrivals = tmp_path / "meeting" / "arrivals"
     arrivals.mkdir(parents=True)
     names = ["con_a", "con_b", "con_c"]
@@ -55,26 +53,24 @@ def test_models_run_at_once_in_named_runs_linked_to_the_round_run(
     number = open_round.sandbox.current_round.number  # type: ignore[union-attr]
     root_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root_id])
-            )
+        [root] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[root_id]))
         )
-        assert sorted(c.name for c in children) == [f"round-{number}-{n}" for n in names]
-        for child in children:
-            assert child.state and child.state.is_completed()
-            assert child.parent_task_run_id is not None
-            tracking = client.read_task_run(child.parent_task_run_id)
-            assert tracking.flow_run_id == root_id
-
-
-def test_model_concurrency_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(CONCURRENCY_ENV, raising=False)
-    assert model_concurrency() == DEFAULT_CONCURRENCY
-    monkeypatch.setenv(CONCURRENCY_ENV, "7")
-    assert model_concurrency() == 7
-    monkeypatch.setenv(CONCURRENCY_ENV, "0")
-    assert model_concurrency() == 1
-    monkeypatch.setenv(CONCURRENCY_ENV, "many")
-    with pytest.raises(ValueError, match=CONCURRENCY_ENV):
-        model_concurrency()
+        assert root.name == f"round-{number}"
+        deadline = time.monotonic() + 30  # task runs reach the server as events, a moment later
+        while True:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[root_id]))
+            )
+            models = {t.name: t for t in task_runs if t.name.startswith(f"round-{number}-")}
+            done = [t for t in models.values() if t.state and t.state.is_completed()]
+            if len(done) == len(names) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert sorted(models) == [f"round-{number}-{n}" for n in names]
+        assert len(done) == len(names)
+        # No model run is a flow run of its own any more: the round run has no subflows.
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [root_id]})  # type: ignore[arg-type]
+        )
+        assert children == []

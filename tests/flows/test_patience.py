@@ -7,19 +7,20 @@ import os
 import subprocess
 import sys
 
-from flows.tasks import patient_delays
+from flows.policies import patient_delays
 from sandbox import Fault, Sandbox
 from tests.support import ROOT
 
 RESOLVE = """
 from blocks import NumeraiAPI
-from flows.tasks import resolve_round
+from flows.policies import with_api_retries
+from flows.submission import resolve_round
 
 class Keys:  # the one method resolve_round uses
     def get_client(self, tournament):
         return NumeraiAPI({public!r}, {secret!r}, api_url={url!r}, timeout=5)
 
-print(resolve_round(Keys(), 8).number)
+print(with_api_retries(resolve_round, patient=True)(Keys(), 8).number)
 """
 
 

@@ -14,7 +14,7 @@ from blocks import NumeraiModel
 from model.ticker_example import make_momentum_predict_fn
 from model.tournaments import CRYPTO, SIGNALS
 
-from .conftest import Round
+from .conftest import Round, reports_of
 
 
 def _save(open_round: Round, name: str, tournament: int, predict: Callable[..., Any]) -> str:
@@ -135,7 +135,7 @@ def test_bad_ticker_submissions_are_rejected_before_upload_naming_the_check(
     block = _save(open_round, f"bad_{check}", tournament, predict)
     state = open_round.run([block])
     assert state.is_failed()
-    (report,) = state.result(raise_on_failure=False)
+    (report,) = reports_of(state)
     assert report.status == "invalid"
     assert check in report.validation and check in (state.message or "")
     assert open_round.sandbox.uploads == []

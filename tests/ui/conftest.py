@@ -134,7 +134,7 @@ def finished_round(ui_server: UIServer, tmp_path_factory: pytest.TempPathFactory
     # Imported (~8 s) while the server boots; Round.run imports the flow from here.
     import flows  # noqa: F401
     from blocks import NumeraiCredentials
-    from flows.reporting import history_key
+    from model.names import history_key
     from sandbox import Sandbox
     from tests.flows.conftest import Round
 

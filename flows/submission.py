@@ -1,0 +1,360 @@
+"""One model's submission for a round: predict, validate, upload once, verify, under its lease."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.runtime import task_run as current_task_run
+
+from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
+from blocks.client import trigger_id_env
+from model.names import MODEL_TASK, model_limit_name, submission_filename
+from model.predictor import load_predictor
+from model.summary import prediction_summary
+from model.ticker_example import read_prices
+from model.tournaments import CLASSIC, tournament
+from model.validation import ValidationResult, validate_submission, validate_ticker_submission
+
+from .live import LiveData, LiveFrames
+from .policies import NotVerified, fresh_task, with_api_retries
+from .reporting import emit_submission_event
+from .settings import flow_settings
+
+
+class RoundClosed(RuntimeError):
+    """The round closed (or is about to) before this model's upload: nothing was uploaded."""
+
+
+@dataclass
+class ModelReport:
+    """What happened to one model in one round: one row of the round's table."""
+
+    model: str
+    round: int
+    status: str = "failed"
+    rows: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    corr_with_example: float | None = None
+    validation: str = ""
+    submission_id: str | None = None
+    verified: bool = False
+    late: bool = False
+    error: str | None = None
+    histogram: list[int] | None = None
+    example_histogram: list[int] | None = None
+    tournament: str = "classic"
+
+    @property
+    def ok(self) -> bool:
+        """A verified or an earlier verified submission stands for this round."""
+        return self.status in {"verified", "already submitted"}
+
+
+SUMMARY_FIELDS = ("rows", "mean", "std", "corr_with_example", "histogram", "example_histogram")
+
+
+class ModelFailed(RuntimeError):
+    """A model's round ended without a verified submission; carries the model's report."""
+
+    def __init__(self, report: ModelReport) -> None:
+        super().__init__(f"{report.model}: {report.error}")
+        self.report = report
+
+
+def close_margin() -> dt.timedelta:
+    """No upload starts closer than this to the round's close."""
+    return dt.timedelta(seconds=flow_settings().close_margin_seconds)
+
+
+@fresh_task
+def resolve_round(credentials: NumeraiCredentials, tournament: int) -> RoundInfo | None:
+    """The round open for submissions now, or None; waits out an outage (the run's first call)."""
+    current = credentials.get_client(tournament).current_round(tournament)
+    if current is None or not current.is_open():
+        return None
+    return current
+
+
+@fresh_task
+def account_models(credentials: NumeraiCredentials, tournament: int) -> dict[str, str]:
+    """The account's models in a tournament, by lowercase name: one call for every model."""
+    models = credentials.get_client(tournament).get_models(tournament)
+    return {name.lower(): model_id for name, model_id in models.items()}
+
+
+def model_id_of(config: NumeraiModel, account: dict[str, str]) -> str:
+    """The model's Numerai id: configured, or found by name among the account's models."""
+    if config.model_id:
+        return config.model_id
+    if config.model_name.lower() not in account:
+        raise ValueError(
+            f"model {config.model_name!r} is not in this account; it has: {sorted(account)}"
+        )
+    return account[config.model_name.lower()]
+
+
+@fresh_task
+def find_round_submission(
+    credentials: NumeraiCredentials, model_id: str, round_number: int
+) -> SubmissionInfo | None:
+    """The model's latest submission already held by Numerai for this round, if any."""
+    submissions = [
+        s
+        for s in credentials.get_client().model_submissions(model_id)
+        if s.round_number == round_number
+    ]
+    if not submissions:
+        return None
+    return max(submissions, key=lambda s: s.inserted_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+def ensure_model_limits(model_names: list[str]) -> None:
+    """One global concurrency limit with one slot per model (made once, kept afterwards)."""
+    with get_client(sync_client=True) as client:
+        for name in dict.fromkeys(model_limit_name(m) for m in model_names):
+            client.upsert_global_concurrency_limit_by_name(name, limit=1)
+
+
+@contextmanager
+def model_lease(model_name: str, round_info: RoundInfo) -> Iterator[None]:
+    """Hold the model's one slot while working on it, so two runs never both upload.
+
+    The webhook's run and a retry can overlap: the later one waits for the slot, at most until
+    the upload margin before the round's close, then finds the earlier run's submission. The
+    slot is a lease that this run renews while it works: a run whose process was killed frees
+    the model once the lease expires (Prefect's server reclaims expired leases).
+    """
+    settings = flow_settings()
+    name = model_limit_name(model_name)
+    deadline = round_info.close_time - close_margin()
+    wait = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+    if wait <= 0:
+        raise RoundClosed(
+            f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
+            "too late to upload, nothing was sent"
+        )
+    acquired = False
+    try:
+        with concurrency(
+            name,
+            occupy=1,
+            timeout_seconds=wait,
+            lease_duration=settings.model_lease_seconds,
+            strict=True,  # the limit must exist: without it nothing would keep runs apart
+            raise_on_lease_renewal_failure=True,  # a lost lease could let a second run upload
+        ):
+            acquired = True
+            yield
+    except TimeoutError as exc:
+        if acquired:
+            raise
+        raise RoundClosed(
+            f"another run held {model_name} until round {round_info.number}'s upload deadline "
+            f"({deadline:%H:%M:%S} UTC): this run uploaded nothing"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """Predictions for the round, their validation against the live ids, and their summary."""
+
+    frame: pd.DataFrame
+    validation: ValidationResult
+    summary: dict[str, Any]
+
+
+def _second_frame(config: NumeraiModel, live: LiveData) -> pd.DataFrame:
+    """A Signals/Crypto predictor's second argument: the model's own data, or the listed file."""
+    rules = live.rules
+    if config.data_path:
+        return read_prices(config.data_path)
+    if rules.second_file and live.path(rules.second_file).exists():
+        return pd.read_parquet(live.path(rules.second_file))
+    return pd.DataFrame()
+
+
+def _prepare_tickers(config: NumeraiModel, live: LiveData) -> PreparedSubmission:
+    """Signals/Crypto: predict on the live universe, validate by the tournament's rules."""
+    rules = live.rules
+    universe = pd.read_parquet(live.path(rules.live_file))
+    predictor = load_predictor(config.predictor_path)
+    frame = predictor(universe, _second_frame(config, live), tournament=rules)
+    example = None
+    if rules.example_file and live.path(rules.example_file).exists():
+        preds = pd.read_parquet(live.path(rules.example_file))
+        id_col, pred_col = preds.columns[0], preds.columns[-1]
+        example = preds.set_index(id_col)[pred_col].rename("prediction")
+    indexed = frame
+    if len(frame.columns) == 2 and frame.columns[0] in rules.id_columns:
+        indexed = frame.set_index(frame.columns[0])
+    return PreparedSubmission(
+        frame=frame,
+        validation=validate_ticker_submission(frame, universe, rules),
+        summary=prediction_summary(indexed, example),
+    )
+
+
+@fresh_task
+def prepare_submission(config: NumeraiModel, frames: LiveFrames) -> PreparedSubmission:
+    """Run the model's predictor on its live frame, then check and summarize the predictions."""
+    if frames.live.tournament != CLASSIC:
+        return _prepare_tickers(config, frames.live)
+    live_features = frames.for_model(config.feature_set)
+    benchmarks = frames.benchmarks
+    predictor = load_predictor(config.predictor_path)
+    frame = predictor(
+        live_features, None if benchmarks is None else benchmarks.loc[live_features.index]
+    )
+    return PreparedSubmission(
+        frame=frame,
+        validation=validate_submission(frame, live_features.index),
+        summary=prediction_summary(frame, frames.example),
+    )
+
+
+@fresh_task
+def upload(
+    credentials: NumeraiCredentials,
+    model_id: str,
+    model_name: str,
+    round_info: RoundInfo,
+    submission: pd.DataFrame,
+    trigger_id: str | None,
+    tournament_number: int = CLASSIC,
+) -> str:
+    """Upload a validated submission for the open round, once; returns its submission id."""
+    if not round_info.is_open(dt.datetime.now(dt.UTC) + close_margin()):
+        raise RoundClosed(
+            f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
+            "too late to upload, nothing was sent"
+        )
+    # The tournament's client: Signals uploads by its own auth query and create mutation.
+    client = credentials.get_client(tournament_number)
+    if current_task_run.get_run_count() > 1:
+        # An earlier attempt may have landed before its answer was lost: never upload twice.
+        for existing in client.model_submissions(model_id):
+            if existing.round_number == round_info.number:
+                return existing.id
+    with trigger_id_env(trigger_id):
+        return client.upload_predictions(
+            file_path=submission_filename(model_name, round_info.number),
+            model_id=model_id,
+            df=submission,
+        )
+
+
+@fresh_task
+def verify(
+    credentials: NumeraiCredentials,
+    model_id: str,
+    round_number: int,
+    submission_id: str,
+    trigger_id: str | None,
+) -> SubmissionInfo:
+    """Read the model's submissions back: this round, this submission, this trigger id."""
+    for s in credentials.get_client().model_submissions(model_id):
+        if s.id == submission_id and s.round_number == round_number:
+            if trigger_id and s.trigger_id != trigger_id:
+                raise NotVerified(
+                    f"submission {submission_id} carries trigger id {s.trigger_id!r}, "
+                    f"not {trigger_id!r}"
+                )
+            return s
+    raise NotVerified(f"submission {submission_id} is not listed for round {round_number}")
+
+
+@task(
+    name=MODEL_TASK,
+    task_run_name="round-{round_info.number}-{config.model_name}",
+    cache_policy=NO_CACHE,
+)
+def submit_model(
+    config: NumeraiModel,
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    frames: LiveFrames,
+    account: dict[str, str],
+    trigger_id: str | None = None,
+    force: bool = False,
+) -> ModelReport:
+    """Predict, validate, upload and verify one model's submission for the open round.
+
+    Raises ModelFailed, carrying the model's report, when no verified submission stands.
+    """
+    logger = get_run_logger()
+    live = frames.live
+    report = ModelReport(
+        model=config.model_name, round=round_info.number, tournament=live.rules.name
+    )
+    try:
+        if config.tournament != live.tournament:
+            raise ValueError(
+                f"{config.model_name} is a {tournament(config.tournament).name} model, "
+                f"given {live.rules.name} live data"
+            )
+        model_id = model_id_of(config, account)
+        with model_lease(config.model_name, round_info):
+            existing = with_api_retries(find_round_submission)(
+                credentials, model_id, round_info.number
+            )
+            if existing is not None and not force:
+                logger.info(
+                    "%s already has submission %s for this round", report.model, existing.id
+                )
+                report.status, report.submission_id, report.verified = (
+                    "already submitted", existing.id, True,
+                )  # fmt: skip
+                emit_submission_event(
+                    "skipped", report.model, report.round, submission_id=existing.id
+                )
+                return report
+            prepared = prepare_submission(config, frames)
+            for key in (
+                "rows",
+                "mean",
+                "std",
+                "corr_with_example",
+                "histogram",
+                "example_histogram",
+            ):
+                setattr(report, key, prepared.summary[key])
+            report.validation = prepared.validation.summary()
+            if not prepared.validation.ok:
+                report.status = "invalid"
+                raise ValueError(f"predictions not uploaded: {report.validation}")
+            submission_id = with_api_retries(upload)(
+                credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id,
+                live.tournament,
+            )  # fmt: skip
+            report.submission_id = submission_id
+            emit_submission_event(
+                "uploaded", report.model, report.round, submission_id=submission_id,
+                trigger_id=trigger_id,
+            )  # fmt: skip
+            with_api_retries(verify)(
+                credentials, model_id, round_info.number, submission_id, trigger_id
+            )
+        report.status, report.verified = "verified", True
+        emit_submission_event(
+            "verified", report.model, report.round, submission_id=submission_id,
+            trigger_id=trigger_id,
+        )  # fmt: skip
+        logger.info(
+            "%s: submission %s verified for round %s",
+            *(report.model, submission_id, round_info.number),
+        )
+        return report
+    except Exception as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+        emit_submission_event("failed", report.model, report.round, error=report.error)
+        raise ModelFailed(report) from exc

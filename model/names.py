@@ -1,0 +1,60 @@
+"""The names this project gives to things in Prefect, made in one place.
+
+Flows, the webhook receiver and the CLI import them from here, so a run, a block, a tag, a
+concurrency limit or an event resource found by one is the one another made.
+"""
+
+from __future__ import annotations
+
+ROUND_FLOW = "submit-round"  # the flow every deployment runs
+MODEL_TASK = "submit-model"  # one model's work inside a round run
+WEBHOOK_TAG = "numerai-webhook"  # on every run the webhook receiver creates
+RETRY_TAG = "retry"
+HISTORY_PREFIX = "numerai-history-"
+MODEL_LIMIT_PREFIX = "numerai-model-"
+
+
+def model_block_name(model_name: str) -> str:
+    """A model's block name: block names allow lowercase letters, digits and dashes only."""
+    return model_name.lower().replace("_", "-")
+
+
+def round_run_name(round_number: int) -> str:
+    """The name of a round's submit-round run: round-N."""
+    return f"round-{round_number}"
+
+
+def model_run_name(round_number: int, model_name: str) -> str:
+    """The name of a model's task run in a round: round-N-model (its name on Numerai)."""
+    return f"{round_run_name(round_number)}-{model_name}"
+
+
+def model_limit_name(model_name: str) -> str:
+    """The global concurrency limit (one slot) that lets one run at a time work on a model."""
+    return f"{MODEL_LIMIT_PREFIX}{model_block_name(model_name)}"
+
+
+def model_resource_id(model_name_or_block: str) -> str:
+    """The Prefect event resource id of a model (the receiver knows only its block name)."""
+    return f"numerai.model.{model_block_name(model_name_or_block)}"
+
+
+def round_resource_id(round_number: int | str) -> str:
+    """The Prefect event resource id of a round."""
+    return f"numerai.round.{round_number}"
+
+
+def history_key(model_name: str) -> str:
+    """Artifact key of a model's history (lowercase letters, digits and dashes only)."""
+    slug = "".join(c if c.isalnum() else "-" for c in model_name.lower()).strip("-")
+    return f"{HISTORY_PREFIX}{slug}"
+
+
+def trigger_key(model_block: str | None, trigger_id: str) -> str:
+    """Idempotency key of the run a webhook trigger creates (for one model, or for all)."""
+    return f"numerai-trigger-{model_block or 'all'}-{trigger_id}"
+
+
+def submission_filename(model_name: str, round_number: int) -> str:
+    """The file name a model's predictions are uploaded under."""
+    return f"{model_name}-{round_run_name(round_number)}.csv"

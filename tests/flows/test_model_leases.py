@@ -1,0 +1,140 @@
+"""One run at a time works on a model: Prefect's global concurrency limits, with leases.
+
+These run on the session's real `prefect server start` (see tests/conftest.py), whose lease
+reclaimer frees a killed run's slot; the ephemeral test harness does not run it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
+
+from flows.submission import ensure_model_limits
+from model.names import model_limit_name
+from tests.support import ROOT
+
+from .conftest import Round, rank_first_feature
+
+pytestmark = pytest.mark.integration
+
+
+def slow_rank(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> Any:
+    """Takes long enough that a second run arrives while the first is predicting."""
+    import time
+
+    time.sleep(3)
+    return rank_first_feature(live_features, live_benchmark_models)
+
+
+def test_overlapping_runs_upload_once_and_the_later_one_skips(open_round: Round) -> None:
+    block = open_round.save_model("overlap", slow_rank)
+    with ThreadPoolExecutor(2) as pool:
+        # Each thread in a copy of this context: Prefect's settings (the server's URL) live there.
+        runs = [pool.submit(contextvars.copy_context().run, open_round.run, [block]) for _ in "ab"]
+        states = [run.result() for run in runs]
+    assert all(state.is_completed() for state in states), [s.message for s in states]
+    model_id = open_round.sandbox.models["overlap"]
+    assert len(open_round.sandbox.submissions(model_id)) == 1
+    statuses = sorted(report.status for state in states for report in state.result())
+    assert statuses == ["already submitted", "verified"]
+
+
+@pytest.fixture
+def closing_round(open_round: Round) -> Round:
+    """The open round replaced by one that closes in 40 s (15 s of it the upload margin)."""
+    sandbox = open_round.sandbox
+    sandbox.close_round()
+    sandbox.open_round(closes=sandbox.now() + dt.timedelta(seconds=40))
+    return open_round
+
+
+def test_a_held_model_waits_until_the_upload_deadline_then_sends_nothing(
+    closing_round: Round,
+) -> None:
+    block = closing_round.save_model("held")
+    ensure_model_limits(["held"])
+    with concurrency(model_limit_name("held"), occupy=1, lease_duration=60, strict=True):
+        state = closing_round.run([block])
+    assert state.is_failed()
+    assert closing_round.sandbox.submissions(closing_round.sandbox.models["held"]) == []
+    assert "RoundClosed" in (state.message or ""), state.message
+    assert "another run held held" in (state.message or ""), state.message
+
+
+def test_the_limit_is_made_for_a_new_model_with_one_slot(open_round: Round) -> None:
+    block = open_round.save_model("newcomer")
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_global_concurrency_limit_by_name(model_limit_name("newcomer"))
+    assert open_round.run([block]).is_completed()
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(model_limit_name("newcomer"))
+    assert limit.limit == 1
+    assert limit.active_slots == 0  # released when the model's work ended
+
+
+KILLED_RUN = """
+import sys
+from flows import submit_round
+submit_round(models=[sys.argv[1]], credentials_block=sys.argv[2], data_dir=sys.argv[3])
+"""
+
+
+def stuck(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> Any:
+    """Says it started predicting, then never ends (until its process is killed)."""
+    import os
+    import pathlib
+    import time
+
+    pathlib.Path(os.environ["NUMERAI_TEST_MARKER"]).touch()
+    time.sleep(3600)
+
+
+def test_a_killed_run_frees_its_model_when_its_lease_expires(
+    open_round: Round, prefect_server: str, tmp_path: Path
+) -> None:
+    block = open_round.save_model("killed", stuck)
+    marker = tmp_path / "predicting"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "NUMERAI_TEST_MARKER": str(marker),
+        "NUMERAI_MODEL_LEASE_SECONDS": "60",  # the shortest lease Prefect's server grants
+    }
+    args = [KILLED_RUN, block, open_round.credentials_block, str(tmp_path / "data")]
+    process = subprocess.Popen(
+        [sys.executable, "-c", *args], cwd=ROOT, env=env, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert process.poll() is None, "the run ended before its model started predicting"
+            assert time.monotonic() < deadline, "the model never started predicting"
+            time.sleep(0.2)
+        with get_client(sync_client=True) as client:
+            held = client.read_global_concurrency_limit_by_name(model_limit_name("killed"))
+        assert held.active_slots == 1
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # no cleanup, no release: as an OOM kill
+        process.wait()
+    # The model's predictor is fixed meanwhile; the next run waits for the lease to expire.
+    open_round.save_model("killed", rank_first_feature, block_name=block)
+    started = time.monotonic()
+    state = open_round.run([block])
+    assert state.is_completed(), state.message
+    assert len(open_round.sandbox.submissions(open_round.sandbox.models["killed"])) == 1
+    assert time.monotonic() - started > 20, "the killed run's lease did not hold the model"
