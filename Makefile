@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: help venv run test lint format typecheck check lock ui clean bench season aws-test image image-test deployer-policy
+.PHONY: help venv run test test-fast lint format typecheck check lock ui clean bench season aws-test image image-test deployer-policy postgres
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,20 @@ venv: $(VENV)/.installed  ## Create the virtualenv from the lock
 run: venv  ## Submit one round for the models in models.toml (sandbox unless Numerai keys are set)
 	$(BIN)/python -m deployments.local
 
-test: venv  ## Run the test suite
+test: venv  ## Run the test suite (on PostgreSQL when NUMERAI_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest
+
+test-fast: venv  ## The fast lane: every test but the integration ones
+	$(BIN)/python -m pytest -m "not integration"
+
+# A local PostgreSQL (Debian's package) with a role the tests make throwaway databases with;
+# then: export NUMERAI_TEST_DATABASE_URL=$(PG_TEST_URL)
+PG_TEST_URL := postgresql+asyncpg://numerai:numerai@127.0.0.1:5432/postgres
+postgres:  ## Install and start a local PostgreSQL for the tests (needs root)
+	command -v pg_lsclusters >/dev/null || (apt-get update && apt-get install -y postgresql)
+	pg_lsclusters --no-header | awk '{print $$1, $$2}' | while read -r v c; do pg_ctlcluster "$$v" "$$c" start 2>/dev/null || true; done
+	su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='numerai'\"" | grep -q 1 \
+	  || su postgres -c "psql -qc \"CREATE ROLE numerai LOGIN SUPERUSER PASSWORD 'numerai'\""
 
 lint: venv  ## ruff check and format check
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ Timings vary with the machine's load; compare the ratios within one run, not acr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ import cloudpickle
 from pydantic import SecretStr
 
 from deployments.processes import background, free_port
-from deployments.server import prefect_server
+from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
 from sandbox import SIZES, Sandbox
 from sandbox.data import resolve_size
 
@@ -505,14 +506,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-requests", type=int, default=500)
     parser.add_argument("--webhook-rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(TEST_DATABASE_ENV),
+        help="a PostgreSQL server's admin URL (postgresql+asyncpg://...) to run Prefect on, in a "
+        f"throwaway database [default: ${TEST_DATABASE_ENV}; unset: SQLite]",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     with tempfile.TemporaryDirectory(prefix="numerai-bench-") as tmp:
         workdir = Path(tmp)
-        with (
-            prefect_server(workdir / "prefect", free_port()) as api_url,
-            Sandbox(workdir / "sandbox", seed=SEED, size=args.size) as sandbox,
-        ):
+        with contextlib.ExitStack() as stack:
+            database = (
+                stack.enter_context(fresh_database(args.database_url))
+                if args.database_url
+                else None
+            )
+            api_url = stack.enter_context(
+                prefect_server(workdir / "prefect", free_port(), own=True, database_url=database)
+            )
+            sandbox = stack.enter_context(Sandbox(workdir / "sandbox", seed=SEED, size=args.size))
             os.environ["PREFECT_API_URL"] = api_url  # for the measured child processes
             env = hook.worker_env(api_url)
             deploy_round(workdir, env)
@@ -533,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_end": os.getloadavg(),
         "size": args.size,
         "feature_set": args.feature_set,
+        "database": "postgresql" if args.database_url else "sqlite",
     }
     print_table(bench.results)
     args.out.write_text(json.dumps(bench.results, indent=2))

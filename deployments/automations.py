@@ -27,11 +27,16 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.events.schemas.automations import AutomationCore
 
+from model.names import ROUND_FLOW
 from model.schedule import ROUND_WINDOWS, RoundWindow
 
 TEMPLATES = Path(__file__).resolve().parent / "automations"
 PREFIX = "numerai-"
-FLOW_NAMES = ("submit-round", "submit-model")
+FLOW_NAMES = (ROUND_FLOW,)
+# Flow runs send a heartbeat this often (PREFECT_FLOWS_HEARTBEAT_FREQUENCY on the deployments);
+# a run that misses three is taken for dead.
+DEFAULT_HEARTBEAT = dt.timedelta(seconds=30)
+MISSED_HEARTBEATS = 3
 DEFAULT_STUCK_AFTER = dt.timedelta(minutes=10)
 DEFAULT_CLOSE_MARGIN = dt.timedelta(minutes=15)
 # Proactive triggers must wait at least this long (Prefect's own lower bound).
@@ -39,6 +44,7 @@ MIN_PROACTIVE_WITHIN = dt.timedelta(seconds=10)
 # Once a run leaves Pending (or Late), any of these says it is no longer stuck there.
 _AFTER_PENDING = ("Running", "Completed", "Failed", "Crashed", "Cancelling", "Cancelled")
 _AFTER_LATE = ("Pending", *_AFTER_PENDING)
+_AFTER_HEARTBEAT = ("heartbeat", "Completed", "Failed", "Crashed", "Cancelled", "Paused")
 _SET_FIELDS = {"after", "expect", "for_each"}
 ApplyStatus = Literal["created", "updated", "unchanged", "deleted"]
 
@@ -50,6 +56,7 @@ class RenderOptions:
     stuck_after: dt.timedelta = DEFAULT_STUCK_AFTER
     close_margin: dt.timedelta = DEFAULT_CLOSE_MARGIN
     summary: bool = False
+    heartbeat: dt.timedelta = DEFAULT_HEARTBEAT
     windows: tuple[RoundWindow, ...] = ROUND_WINDOWS
 
 
@@ -90,6 +97,7 @@ def render(
     """Every automation of the project, concrete, for the given notifier block."""
     options = options or RenderOptions()
     stuck = max(options.stuck_after, MIN_PROACTIVE_WITHIN)
+    heartbeat_lost = max(MISSED_HEARTBEATS * options.heartbeat, MIN_PROACTIVE_WITHIN)
     common: dict[str, Any] = {
         "block_document_id": str(block_document_id),
         "flow_names": list(FLOW_NAMES),
@@ -98,6 +106,9 @@ def render(
         "left_pending": [f"prefect.flow-run.{s}" for s in _AFTER_PENDING],
         "left_late": [f"prefect.flow-run.{s}" for s in _AFTER_LATE],
         "summary_enabled": options.summary,
+        "after_heartbeat": [f"prefect.flow-run.{s}" for s in _AFTER_HEARTBEAT],
+        "heartbeat_within_seconds": int(heartbeat_lost.total_seconds()),
+        "heartbeat_lost_after": _human(heartbeat_lost),
     }
     automations = [
         _render_file(path, common)

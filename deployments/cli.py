@@ -36,9 +36,10 @@ from prefect.client.schemas.filters import (
     LogFilterTimestamp,
     TaskRunFilter,
     TaskRunFilterFlowRunId,
+    TaskRunFilterName,
 )
-from prefect.client.schemas.objects import FlowRun, WorkerStatus
-from prefect.client.schemas.sorting import FlowRunSort, LogSort
+from prefect.client.schemas.objects import FlowRun, TaskRun, WorkerStatus
+from prefect.client.schemas.sorting import FlowRunSort, LogSort, TaskRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 from pydantic import SecretStr
@@ -54,9 +55,9 @@ from blocks import (
     NumeraiModel,
     NumeraiQueryError,
     SubmissionInfo,
-    model_block_name,
 )
 from deployments.local import ROOT, ModelEntry, example_artifact, read_models, train_example
+from model.names import ROUND_FLOW, WEBHOOK_TAG, model_block_name, model_run_name
 
 if TYPE_CHECKING:
     from prefect.client.schemas.responses import DeploymentResponse
@@ -64,12 +65,9 @@ if TYPE_CHECKING:
 DEFAULT_POOL = "numerai-local"
 DEFAULT_CREDENTIALS = "numerai"
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"  # the server `make run` / `make ui` start
-ROUND_FLOW = "submit-round"
-MODEL_FLOW = "submit-model"
 ROUND_DEPLOYMENT = f"{ROUND_FLOW}/round"
 RETRY_DEPLOYMENT = f"{ROUND_FLOW}/round-retry"
 DEPLOYMENTS = (ROUND_DEPLOYMENT, RETRY_DEPLOYMENT)
-WEBHOOK_TAG = "numerai-webhook"
 SECRET_ENV = "NUMERAI_WEBHOOK_SECRET"  # noqa: S105 - the name of the variable
 MIN_SECRET_LENGTH = 32  # the receiver refuses to start with a shorter one
 SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
@@ -283,7 +281,7 @@ def _when(moment: dt.datetime | None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _state_label(run: FlowRun | None) -> str:
+def _state_label(run: FlowRun | TaskRun | None) -> str:
     """The run's state name, colored."""
     if run is None or run.state is None:
         return "-"
@@ -767,15 +765,14 @@ def fire_test(
 # -- status ------------------------------------------------------------------------------
 
 
-def _latest_model_runs(client: SyncPrefectClient, names: list[str]) -> dict[str, FlowRun]:
-    """Run name -> the latest submit-model flow run of that name."""
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=[MODEL_FLOW])),
-        flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names)),
-        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+def _latest_model_runs(client: SyncPrefectClient, names: list[str]) -> dict[str, TaskRun]:
+    """Run name -> the latest submit-model task run of that name (round-N-model)."""
+    runs = client.read_task_runs(
+        task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=names)),
+        sort=TaskRunSort.EXPECTED_START_TIME_DESC,
         limit=200,
     )
-    latest: dict[str, FlowRun] = {}
+    latest: dict[str, TaskRun] = {}
     for run in runs:
         latest.setdefault(run.name, run)
     return latest
@@ -821,7 +818,7 @@ def status(
         console.print("No rounds to show yet: no round is open and nothing was submitted.")
         return
     numbers = list(range(latest, max(latest - rounds, 0), -1))
-    names = [f"round-{n}-{e.name}" for e in entries for n in numbers]
+    names = [model_run_name(n, e.name) for e in entries for n in numbers]
     with _prefect() as prefect:
         runs = _latest_model_runs(prefect, names)
     table = Table(title="Submissions by model and round", title_justify="left")
@@ -831,14 +828,14 @@ def status(
     for entry in entries:
         for number in numbers:
             last = _latest_submission(submissions[entry.name], number)
-            run = runs.get(f"round-{number}-{entry.name}")
+            run = runs.get(model_run_name(number, entry.name))
             table.add_row(
                 escape(entry.name),
                 f"{number}{' (open)' if current and current.number == number else ''}",
                 f"[green]yes[/] {_when(last.inserted_at)}" if last else "[red]no[/]",
                 escape(last.trigger_id or "-") if last else "-",
                 _state_label(run),
-                _ui_url(run.id) if run else "-",
+                _ui_url(run.flow_run_id) if run and run.flow_run_id else "-",
             )
         table.add_section()
     console.print(table)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.events import emit_event
 from prefect.states import Pending, Scheduled
@@ -34,7 +35,9 @@ WEBHOOK_PATH = "/hooks/" + uuid.uuid4().hex
 # Tiny thresholds: stuck after 10 s (Prefect's minimum for proactive triggers), and one-hour
 # windows warn 10 s after the round opened.
 TEST_OPTIONS = RenderOptions(
-    stuck_after=dt.timedelta(seconds=10), close_margin=dt.timedelta(minutes=59, seconds=50)
+    stuck_after=dt.timedelta(seconds=10),
+    close_margin=dt.timedelta(minutes=59, seconds=50),
+    heartbeat=dt.timedelta(seconds=5),
 )
 
 
@@ -112,9 +115,9 @@ def test_rendered_files_work_with_the_prefect_cli(applied: Applied, tmp_path: Pa
 def test_failing_model_run_notifies_with_round_model_message_and_link(
     applied: Applied, sink: Sink
 ) -> None:
-    run_name = _unique("round-1000-alpha")
+    run_name = _unique("round-1000")
 
-    @flow(name="submit-model", flow_run_name=run_name)
+    @flow(name="submit-round", flow_run_name=run_name)
     def failing_model(credentials: NumeraiCredentials) -> None:
         raise ValueError("predictions not uploaded: failed: constant predictions")
 
@@ -127,7 +130,7 @@ def test_failing_model_run_notifies_with_round_model_message_and_link(
     body = note.json()["body"]
     assert "constant predictions" in body
     assert f"/runs/flow-run/{state.state_details.flow_run_id}" in body
-    assert note.json()["subject"].startswith("Numerai: submit-model run round-1000-alpha")
+    assert note.json()["subject"].startswith("Numerai: submit-round run round-1000")
 
 
 def test_killed_run_notifies_crashed(applied: Applied, sink: Sink, tmp_path: Path) -> None:
@@ -162,6 +165,50 @@ def test_killed_run_notifies_crashed(applied: Applied, sink: Sink, tmp_path: Pat
             process.wait()
     note = sink.wait_for(lambda r: run_name in r.body, timeout=20)
     assert "Crashed" in note.json()["body"]
+
+
+def test_a_killed_run_whose_heartbeat_stops_is_marked_crashed(
+    applied: Applied, sink: Sink, tmp_path: Path
+) -> None:
+    """SIGKILL leaves no time to report a crash: only the missing heartbeats tell."""
+    run_name = _unique("round-1001")
+    script = tmp_path / "killed_round.py"
+    script.write_text(
+        "import time\n"
+        "from prefect import flow\n"
+        f"@flow(name='submit-round', flow_run_name={run_name!r})\n"
+        "def killed_round() -> None:\n"
+        "    print('started', flush=True)\n"
+        "    time.sleep(300)\n"
+        "killed_round()\n"
+    )
+    env = {
+        "PREFECT_API_URL": applied.api_url,
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "started" in line:
+                break
+        time.sleep(2)  # the first heartbeat goes out as the run starts
+    finally:
+        process.kill()
+        process.wait()
+    note = sink.wait_for(lambda r: run_name in r.body and "Crashed" in r.body, timeout=90)
+    assert "Crashed" in note.json()["body"]
+    with get_client(sync_client=True) as client:
+        [run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))
+        )
+    assert run.state is not None and run.state.type == StateType.CRASHED
+    assert "No heartbeat" in (run.state.message or "")
 
 
 def _create_run(name: str, state: object) -> uuid.UUID:

@@ -39,6 +39,10 @@ def test_every_automation_is_named_and_notifies_the_given_block() -> None:
     for automation in automations:
         assert automation.name.startswith("numerai-")
         notify = [a for a in automation.actions if isinstance(a, SendNotification)]
+        if automation.name == "numerai-run-heartbeat-lost":
+            # It marks the run Crashed, which numerai-run-failed notifies: one message, not two.
+            assert not notify
+            continue
         assert notify and all(a.block_document_id == BLOCK_ID for a in notify)
 
 
@@ -79,4 +83,9 @@ def test_rendered_files_are_deterministic_automation_documents(tmp_path: Path) -
 
 def test_templates_hold_no_concrete_block_id() -> None:
     for path in TEMPLATES.glob("*.yaml"):
-        assert "${block_document_id}" in path.read_text()
+        text = path.read_text()
+        if "send-notification" in text:
+            assert "${block_document_id}" in text, path.name
+        for line in text.splitlines():
+            if "block_document_id:" in line:
+                assert line.split("block_document_id:")[1].strip() == "${block_document_id}"
