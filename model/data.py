@@ -135,15 +135,21 @@ def read_parquet_columns(
 
 
 def read_live(path: str | Path, features: list[str] | None = None) -> pd.DataFrame:
-    """Read era, data_type and the given feature columns (all when None) of live.parquet."""
+    """Read era, data_type and the given feature columns of live.parquet.
+
+    With no feature list, every column, in the file's order (targets too), as Numerai's runner
+    hands a Model Upload the whole file; features are int8 either way.
+    """
     try:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException) as exc:
         raise LiveDataError(f"cannot read live data {path}: {exc}") from exc
     if features is None:
-        features = [n for n in schema.names if n.startswith(FEATURE_PREFIX)]
-    meta = [c for c in META_COLUMNS if c in schema.names]
-    frame = read_parquet_columns(path, [*meta, *features])
+        index_cols = set(_pandas_index_columns(schema)) | {ID_COLUMN}
+        columns = [n for n in schema.names if n not in index_cols]
+    else:
+        columns = [*(c for c in META_COLUMNS if c in schema.names), *features]
+    frame = read_parquet_columns(path, columns)
     if frame.index.name is None and len(frame.index.names) == 1:
         frame.index.name = ID_COLUMN
     return frame

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 PredictFn = Callable[..., Any]
 
 
+ERA_COLUMN = "era"
 PREDICT_BATCH_ROWS = 1024  # live rows the example model predicts at once
 
 
@@ -178,20 +179,32 @@ class Predictor:
         """
         if live_benchmark_models is None:
             live_benchmark_models = pd.DataFrame(index=live_features.index)
+        if tournament is not None and tournament.number != CLASSIC:
+            return _normalize_tickers(
+                self._call(live_features, live_benchmark_models), str(self.path), tournament
+            )
+        # As Numerai's runner: once per era, each call given that era's rows.
+        eras = live_features["era"] if ERA_COLUMN in live_features.columns else None
+        if eras is None or eras.nunique(dropna=False) <= 1:
+            return _normalize(self._call(live_features, live_benchmark_models), str(self.path))
+        parts = [
+            _normalize(self._call(rows, live_benchmark_models.loc[rows.index]), str(self.path))
+            for _, rows in live_features.groupby(eras, sort=False, dropna=False)
+        ]
+        return pd.concat(parts, ignore_index=True)
+
+    def _call(self, live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> object:
         # The user's function gets its own frames: with pandas' copy-on-write, whatever it
         # changes is copied first, so the live data other models share stays as read.
         args: tuple[pd.DataFrame, ...] = (live_features.copy(deep=False),)
         if self.n_args == 2:
             args = (*args, live_benchmark_models.copy(deep=False))
         try:
-            output = self.fn(*args)
+            return self.fn(*args)
         except Exception as exc:
             raise PredictorError(
                 f"predictor {self.path} raised: {type(exc).__name__}: {exc}"
             ) from exc
-        if tournament is not None and tournament.number != CLASSIC:
-            return _normalize_tickers(output, str(self.path), tournament)
-        return _normalize(output, str(self.path))
 
 
 def load_predictor(path: str | Path) -> Predictor:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
 
@@ -288,3 +291,26 @@ def test_missing_credentials_name_the_block_and_the_variables(
     state = open_round.run(["alpha"], credentials_block="no-such-block")
     assert state.is_failed()
     assert "no-such-block" in state.message and "NUMERAI_PUBLIC_ID" in state.message
+
+
+def test_a_model_upload_with_no_feature_set_gets_the_whole_live_frame(
+    open_round: Round, tmp_path: Path
+) -> None:
+    """As Numerai's runner: every column of live.parquet, era and data_type included."""
+    seen = tmp_path / "columns.json"
+
+    def whole_frame(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> Any:
+        seen.write_text(json.dumps(list(live_features.columns)))
+        feature_order = [c for c in live_features.columns if c.startswith("feature_")]
+        # As Numerai's example pickles select their columns: a missing one would be all NaN.
+        chosen = live_features.reindex(columns=feature_order)
+        assert not chosen.isna().any().any()
+        return chosen.iloc[:, 0].rank(pct=True, method="first").to_frame("prediction")
+
+    block = open_round.save_model("whole", whole_frame, feature_set=None)
+    state = open_round.run([block])
+    assert state.is_completed(), state.message
+    [live_file] = (tmp_path / "data").rglob("live.parquet")
+    expected = [c for c in pq.read_schema(live_file).names if c != "id"]
+    assert json.loads(seen.read_text()) == expected
+    assert "era" in expected and sum(c.startswith("feature_") for c in expected) > 42

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from model import (
@@ -42,10 +43,12 @@ def test_read_live_reads_only_asked_columns_as_int8(data_dir: Path) -> None:
     assert all(frame[f].dtype == np.int8 for f in FEATURES[:3])
 
 
-def test_read_live_defaults_to_all_features(data_dir: Path) -> None:
+def test_read_live_defaults_to_the_whole_file_as_numerais_runner(data_dir: Path) -> None:
     frame = read_live(data_dir / "live.parquet")
-    assert list(frame.columns) == ["era", "data_type", *FEATURES]
-    assert not any(c.startswith("target") for c in frame.columns)
+    names = [c for c in pq.read_schema(data_dir / "live.parquet").names if c != "id"]
+    assert list(frame.columns) == names  # era, data_type, features, targets, in file order
+    assert {"era", "data_type", *FEATURES} <= set(frame.columns)
+    assert all(frame[f].dtype == "int8" for f in FEATURES)
     check_live(frame, FEATURES)
 
 

@@ -171,3 +171,28 @@ def test_example_model_predicts_in_row_batches_with_the_same_result(
     pd.testing.assert_frame_equal(batched, whole)
     assert batched.index.name == "id" and list(batched.columns) == ["prediction"]
     assert predictor.make_predict_fn(model)(live_frame.iloc[:0]).empty
+
+
+def test_a_model_upload_is_called_once_per_era_as_numerais_runner_does(
+    tmp_path: Path, live_frame: pd.DataFrame
+) -> None:
+    frame = live_frame.copy()
+    half = len(frame) // 2
+    frame["era"] = ["0001"] * half + ["0002"] * (len(frame) - half)
+    benchmarks = pd.DataFrame({"v5_lgbm": range(len(frame))}, index=frame.index, dtype=float)
+    log = tmp_path / "calls.txt"
+
+    def per_era(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame) -> Any:
+        assert live_benchmark_models.index.equals(live_features.index)
+        with log.open("a") as calls:  # the pickle holds a copy of the test's objects, not them
+            calls.write(
+                f"{','.join(sorted(set(live_features['era'])))} {len(live_benchmark_models)}\n"
+            )
+        ranked = live_features.iloc[:, -1].rank(pct=True, method="first")
+        return ranked.to_frame("prediction")
+
+    path = tmp_path / "per_era.pkl"
+    path.write_bytes(cloudpickle.dumps(per_era))
+    out = load_predictor(path)(frame, benchmarks)
+    assert log.read_text().splitlines() == [f"0001 {half}", f"0002 {len(frame) - half}"]
+    assert list(out["id"]) == list(frame.index)  # every live id once, in the live order
