@@ -120,9 +120,19 @@ def find_round_submission(
 
 def ensure_model_limits(model_names: list[str]) -> None:
     """One global concurrency limit with one slot per model (made once, kept afterwards)."""
+    wanted = dict.fromkeys(model_limit_name(m) for m in model_names)
     with get_client(sync_client=True) as client:
-        for name in dict.fromkeys(model_limit_name(m) for m in model_names):
-            client.upsert_global_concurrency_limit_by_name(name, limit=1)
+        existing: dict[str, int] = {}
+        page, offset = 200, 0
+        while True:  # one read for a round's models, not one per model
+            limits = client.read_global_concurrency_limits(limit=page, offset=offset)
+            existing.update((limit.name, limit.limit) for limit in limits)
+            if len(limits) < page:
+                break
+            offset += page
+        for name in wanted:
+            if existing.get(name) != 1:
+                client.upsert_global_concurrency_limit_by_name(name, limit=1)
 
 
 @contextmanager

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +16,15 @@ import pytest
 if TYPE_CHECKING:
     from sandbox import Sandbox
 
+assert "prefect" not in sys.modules, "tests/conftest.py must set Prefect's settings first"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # Offline and quick: no telemetry, short retry backoff for API calls that fail on purpose.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -20,6 +32,12 @@ os.environ.setdefault("NUMERAI_RETRY_BASE_SECONDS", "0.2")
 # Round resolution waits out outages for 15 min in production; tests that want it say so.
 os.environ.setdefault("NUMERAI_ROUND_PATIENCE_SECONDS", "0")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+# The session's Prefect server, chosen before Prefect is imported: every thread and subprocess
+# of the tests reads it (threads do not inherit a settings context), and a user's own
+# PREFECT_API_URL or profile is never touched.
+_PORT = _free_port()
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORT}/api"
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="numerai-tests-prefect-")
 # The test server frees expired leases every second, so a killed run's model comes back soon.
 SERVER_SETTINGS = {
     "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",
@@ -35,7 +53,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     production), else on SQLite. A real server, not prefect_test_harness's ephemeral one: only a
     real server reclaims expired concurrency leases, which keep a killed run from holding a model.
     """
-    from deployments.processes import free_port
     from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
 
     home = tmp_path_factory.mktemp("prefect-server")
@@ -43,7 +60,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
         database = stack.enter_context(fresh_database(admin_url)) if admin_url else None
         api_url = stack.enter_context(
-            prefect_server(home, free_port(), SERVER_SETTINGS, own=True, database_url=database)
+            prefect_server(home, _PORT, SERVER_SETTINGS, own=True, database_url=database)
         )
         yield api_url
 
