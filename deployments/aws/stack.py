@@ -75,14 +75,24 @@ def _stack_status(cfn: Any, name: str) -> str | None:
     return str(stacks[0]["StackStatus"]) if stacks else None
 
 
+def changed_at(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> str | None:
+    """When the stack was last created or updated (None: no stack), to tell an update happened."""
+    cfn = (session or boto3.Session()).client("cloudformation")
+    if _stack_status(cfn, name) is None:
+        return None
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return str(stack.get("LastUpdatedTime") or stack["CreationTime"])
+
+
 def status(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> str | None:
     """The stack's status, or None when there is no such stack."""
     return _stack_status((session or boto3.Session()).client("cloudformation"), name)
 
 
-def template_parameters(text: str | None = None) -> set[str]:
-    """The parameters stack.yaml declares."""
-    return set(load_template(text or TEMPLATE.read_text()).get("Parameters", {}))
+def template_parameters(text: str | None = None) -> dict[str, str | None]:
+    """The parameters stack.yaml declares, with their defaults (None: none)."""
+    declared = load_template(text or TEMPLATE.read_text()).get("Parameters", {})
+    return {k: None if "Default" not in v else str(v["Default"]) for k, v in declared.items()}
 
 
 def _previous_parameters(cfn: Any, name: str) -> set[str]:
@@ -102,24 +112,27 @@ def deploy(
     An update changes only the parameters given: every other one keeps its value
     (UsePreviousValue), so re-running never turns off the worker or the receiver, nor moves the
     stack to other subnets. A parameter the stack did not have yet takes the template's default.
+    A new stack is given every parameter, defaults included, so that it records them all.
     """
     session = session or boto3.Session()
     cfn = session.client("cloudformation")
     text = TEMPLATE.read_text()
     declared = template_parameters(text)
     params = dict(parameters or {})
-    unknown = sorted(set(params) - declared)
+    unknown = sorted(set(params) - set(declared))
     if unknown:
         raise ValueError(f"stack.yaml has no parameter {', '.join(unknown)}")
     status = _stack_status(cfn, name)
     creating = status is None or status == "ROLLBACK_COMPLETE"
     kept: list[str] = []
-    if creating and ("VpcId" not in params or "SubnetIds" not in params):
-        vpc_id, subnets = default_network(session)
-        params.setdefault("VpcId", vpc_id)
-        params.setdefault("SubnetIds", ",".join(subnets))
-    elif not creating:
-        kept = sorted((declared & _previous_parameters(cfn, name)) - set(params))
+    if creating:
+        if "VpcId" not in params or "SubnetIds" not in params:
+            vpc_id, subnets = default_network(session)
+            params.setdefault("VpcId", vpc_id)
+            params.setdefault("SubnetIds", ",".join(subnets))
+        params = {k: v for k, v in declared.items() if v is not None} | params
+    else:
+        kept = sorted((set(declared) & _previous_parameters(cfn, name)) - set(params))
     listed: list[dict[str, Any]] = [
         {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())
     ]

@@ -124,3 +124,62 @@ def test_stack_is_created_and_deleted() -> None:
     stack.delete(name, poll_seconds=1)
     assert stack.status(name) is None
     assert name not in [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+
+
+@pytest.mark.usefixtures("aws")
+def test_redeploying_keeps_every_parameter_not_given() -> None:
+    name = "numerai-prefect-again"
+    api = "http://prefect.internal:4200/api"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stack.deploy(name, {"PrefectApiUrl": api, "LogRetentionDays": "7"}, poll_seconds=1)
+        first = stack.current_parameters(name)
+        assert first["PrefectApiUrl"] == api and first["RunWorker"] == "true"
+        # What `setup --aws` without options sends: nothing; every value is the stack's own.
+        stack.deploy(name, {}, poll_seconds=1)
+        assert stack.current_parameters(name) == first
+        stack.deploy(name, {"RunWorker": "false"}, poll_seconds=1)
+        assert stack.current_parameters(name) == {**first, "RunWorker": "false"}
+        with pytest.raises(ValueError, match="no parameter Nope"):
+            stack.deploy(name, {"Nope": "1"}, poll_seconds=1)
+    stack.delete(name, poll_seconds=1)
+
+
+def test_update_request_uses_previous_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What CloudFormation itself is sent on an update (moto accepts more than it does).
+    sent: dict[str, Any] = {}
+
+    class Cfn:
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:
+            keys = ["VpcId", "SubnetIds", "PrefectApiUrl", "WebhookReceiver", "ReceiverImageTag"]
+            params = [{"ParameterKey": k, "ParameterValue": "x"} for k in keys]
+            return {"Stacks": [{"StackStatus": "UPDATE_COMPLETE", "Parameters": params}]}
+
+        def update_stack(self, **request: Any) -> None:
+            sent.update(request)
+
+        def get_waiter(self, name: str) -> Any:
+            return type("W", (), {"wait": lambda *a, **k: None})()
+
+    class Session:
+        def client(self, service: str) -> Cfn:
+            return Cfn()
+
+    monkeypatch.setattr(stack, "outputs", lambda *a, **k: {})
+    stack.deploy("numerai-prefect", {"RunWorker": "false"}, session=Session())
+    by_key = {p["ParameterKey"]: p for p in sent["Parameters"]}
+    assert by_key.pop("RunWorker") == {"ParameterKey": "RunWorker", "ParameterValue": "false"}
+    assert all(p == {"ParameterKey": k, "UsePreviousValue": True} for k, p in by_key.items())
+    assert set(by_key) == {
+        "VpcId",
+        "SubnetIds",
+        "PrefectApiUrl",
+        "WebhookReceiver",
+        "ReceiverImageTag",
+    }
+
+
+def test_worker_service_rolls_back_a_failed_deployment() -> None:
+    service = stack.load_template(stack.TEMPLATE.read_text())["Resources"]["WorkerService"]
+    breaker = service["Properties"]["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
