@@ -80,5 +80,6 @@ image:  ## Build the image without Docker (buildah + a debootstrap base; needs r
 image-test: venv  ## Build the image and run a round inside it against the sandbox (slow)
 	NUMERAI_CONTAINER_TESTS=1 $(BIN)/python -m pytest tests/aws/test_container.py
 
-deployer-policy: venv  ## Regenerate the deployer's IAM policy from the stack template
+deployer-policy: venv  ## Regenerate the deployer's IAM policy and the roles' boundary from the stack template
 	$(BIN)/python -m deployments.aws.permissions > deployments/aws/deployer-policy.json
+	$(BIN)/python -m deployments.aws.permissions boundary > deployments/aws/boundary-policy.json

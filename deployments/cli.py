@@ -526,6 +526,31 @@ def setup(
         ),
     ] = False,
     aws_stack: AwsStack = "numerai-prefect",
+    aws_prefect_api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--aws-prefect-api-url",
+            metavar="URL",
+            help="With --aws: the Prefect API the worker and the receiver use "
+            "[default: kept; when creating, this command's unless it is on this machine].",
+        ),
+    ] = None,
+    aws_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--aws-worker/--no-aws-worker",
+            help="With --aws: run the ECS worker as a Fargate service [default: kept; on].",
+        ),
+    ] = None,
+    aws_receiver: Annotated[
+        str | None,
+        typer.Option(
+            "--aws-receiver",
+            metavar="IMAGE_TAG|off",
+            help="With --aws: run the webhook receiver on Lambda from this tag of the stack's "
+            "image (or turn it off) and register the webhooks [default: kept].",
+        ),
+    ] = None,
 ) -> None:
     """Save the blocks, create the work pool, optionally deploy and register the webhooks."""
     base = webhook_url.rstrip("/") if webhook_url else None
@@ -533,7 +558,10 @@ def setup(
     notifier_settings = _notifier_settings(notify) if notify else None
     entries = _read_entries(models_file)
     results = _Results("numerai-prefect setup")
-    credentials = _save_credentials(credentials_block, results)
+    if aws:  # ECS tasks read the keys from Secrets Manager: no block to go stale
+        credentials = _aws_numerai_keys(credentials_block, results)
+    else:
+        credentials = _save_credentials(credentials_block, results)
     mode = "sandbox" if credentials.api_url else "numerai"
     workdir = workdir or ROOT / ".numerai" / mode
     for entry in entries:
@@ -547,7 +575,8 @@ def setup(
         _register_webhooks(credentials, entries, base, secret, results)
     _apply_automations(notify, notifier_settings, summary, results)
     if aws:
-        _setup_aws(aws_stack, credentials, results)
+        options = _AwsOptions(aws_prefect_api_url, aws_worker, aws_receiver)
+        _setup_aws(aws_stack, credentials, entries, options, results)
     results.show()
     if results.failed:
         _fail(f"{results.failed} step(s) failed: see the table above")
@@ -621,23 +650,106 @@ def _notifier_slug(client: SyncPrefectClient) -> str:
     raise LookupError(NOTIFIER_BLOCK_NAME)
 
 
-def _setup_aws(stack_name: str, credentials: NumeraiCredentials, results: _Results) -> None:
-    """Deploy the stack, put the keys in its secret, and create the ECS pool from its outputs."""
+def _aws_numerai_keys(name: str, results: _Results) -> NumeraiCredentials:
+    """The Numerai keys for the stack's secret: from the environment, else the saved block, else
+    prompts. Never saved as a block: on ECS the keys come from Secrets Manager only."""
+    public_id = os.environ.get("NUMERAI_PUBLIC_ID", "")
+    secret_key = os.environ.get("NUMERAI_SECRET_KEY", "")
+    api_url = os.environ.get("NUMERAI_API_URL") or None
+    if not (public_id and secret_key):
+        existing = _load_credentials(name)
+        if existing is not None:
+            results.add("credentials", name, "keys read from the block for the AWS secret")
+            return existing
+        public_id = public_id or typer.prompt("Numerai public id")
+        secret_key = secret_key or typer.prompt("Numerai secret key", hide_input=True)
+    return NumeraiCredentials(
+        public_id=public_id, secret_key=SecretStr(secret_key), api_url=api_url
+    )
+
+
+@dataclass(frozen=True)
+class _AwsOptions:
+    """What `setup --aws` changes in the stack; None keeps the stack's current value."""
+
+    prefect_api_url: str | None = None
+    worker: bool | None = None
+    receiver: str | None = None  # an image tag, or "off"
+
+
+def _aws_parameters(options: _AwsOptions, creating: bool) -> dict[str, str]:
+    """The stack parameters the options set; every other one keeps its value on an update."""
+    params: dict[str, str] = {}
+    api_url = options.prefect_api_url
+    if api_url is None and creating:
+        host = httpx.URL(_api_url()).host
+        # A Prefect API on this machine is not one AWS can reach: no worker or receiver then.
+        api_url = "" if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") else _api_url()  # noqa: S104
+    if api_url is not None:
+        params["PrefectApiUrl"] = api_url
+    if options.worker is not None:
+        params["RunWorker"] = "true" if options.worker else "false"
+    if options.receiver is not None:
+        on = options.receiver.lower() not in ("off", "")
+        params["WebhookReceiver"] = "true" if on else "false"
+        if on:
+            params["ReceiverImageTag"] = options.receiver
+    return params
+
+
+def _setup_aws(
+    stack_name: str,
+    credentials: NumeraiCredentials,
+    entries: list[ModelEntry],
+    options: _AwsOptions,
+    results: _Results,
+) -> None:
+    """Deploy the stack (changing only what the options say), fill its secrets, create the ECS
+    pool from its outputs and point the models' webhooks at its receiver."""
+    from prefect.settings import PREFECT_API_KEY
+
     from deployments.aws import pool as ecs_pool
     from deployments.aws import stack
 
+    webhook_secret = _webhook_secret() if os.environ.get(SECRET_ENV) else None  # refuse first
+    creating = stack.status(stack_name) is None
+    params = _aws_parameters(options, creating)
+    api_key = PREFECT_API_KEY.value()
+    if api_key:  # Prefect Cloud: the key goes to its secret before anything reads it
+        arn, version = stack.put_prefect_api_key(stack_name, api_key)
+        params["PrefectApiKeySecretArn"] = arn
+        if version:
+            params["PrefectApiKeyVersion"] = version
+        stored = "stored" if version else "unchanged"
+        results.add("aws secret", "Prefect API key", stored, changed=version is not None)
     with console.status(f"Deploying CloudFormation stack {stack_name} (minutes)…"):
-        outputs = stack.deploy(stack_name)
-    results.add("aws stack", stack_name, "deployed", changed=True)
-    stack.put_numerai_keys(
+        before = stack.changed_at(stack_name)
+        outputs = stack.deploy(stack_name, params)
+        deployed = stack.changed_at(stack_name) != before
+    outcome = "created" if creating else ("updated" if deployed else "unchanged")
+    results.add("aws stack", stack_name, outcome, changed=deployed)
+    keys_changed = stack.put_numerai_keys(
         outputs["NumeraiKeysSecretArn"],
         credentials.public_id,
         credentials.secret_key.get_secret_value(),
     )
-    results.add("aws secret", "Numerai keys", "stored in Secrets Manager", changed=True)
+    stored = "stored in Secrets Manager" if keys_changed else "unchanged"
+    results.add("aws secret", "Numerai keys", stored, changed=keys_changed)
+    webhook_arn = outputs["WebhookSecretArn"]
+    if webhook_secret:
+        version = stack.put_secret(webhook_arn, webhook_secret)
+        if version:  # pin it: no receiver instance keeps answering with the old one
+            with console.status("Pointing the receiver at the new webhook secret…"):
+                outputs = stack.deploy(stack_name, {"WebhookSecretVersion": version})
+        stored = f"stored from {SECRET_ENV}" if version else "unchanged"
+        results.add("aws secret", "webhook secret", stored, changed=version is not None)
     pool_name = outputs.get("WorkPoolName", "numerai-ecs")
     ecs_pool.apply_work_pool(pool_name, ecs_pool.base_job_template(outputs))
-    results.add("work pool", pool_name, "created or updated (ecs)", changed=True)
+    results.add("work pool", pool_name, "created or updated (ecs)")
+    if outputs.get("WebhookUrl"):
+        secret = stack.read_secret(webhook_arn) or ""
+        base = outputs["WebhookUrl"].rstrip("/")
+        _register_webhooks(credentials, entries, base, secret, results)
 
 
 # -- test --------------------------------------------------------------------------------
@@ -1289,9 +1401,11 @@ def _remove_automations(client: SyncPrefectClient, results: _Results) -> None:
 
 
 def _teardown_aws(stack_name: str, results: _Results) -> None:
-    """Delete the ECS pool and the CloudFormation stack."""
+    """Delete the ECS pool, the CloudFormation stack and the Prefect API key secret."""
     from deployments.aws import stack
 
+    if stack.delete_prefect_api_key(stack_name):
+        results.add("aws secret", "Prefect API key", "deleted", changed=True)
     if stack.status(stack_name) is None:
         results.add("aws stack", stack_name, "absent")
         return

@@ -88,7 +88,8 @@ def base_job_template(outputs: Mapping[str, str]) -> dict[str, Any]:
     """The pool's template with the stack's cluster, roles, network, logs and key references.
 
     `outputs` are the stack's outputs (deployments.aws.stack.outputs). Only ARNs and names go in:
-    the Numerai keys stay in Secrets Manager and reach the task as ECS secrets at its start.
+    the Numerai keys (and a Prefect Cloud API key) stay in Secrets Manager and reach the task as
+    ECS secrets at its start.
     """
     template = copy.deepcopy(load_job_template())
     variables = template["variables"]["properties"]
@@ -112,6 +113,12 @@ def base_job_template(outputs: Mapping[str, str]) -> dict[str, Any]:
     }
     if outputs.get("RepositoryUri"):
         defaults["image"] = f"{outputs['RepositoryUri']}:latest"
+    # Prefect Cloud: the worker passes this ARN as an ECS secret and drops PREFECT_API_KEY from
+    # the task's environment overrides, where it would otherwise travel in plain text. (prefect-aws
+    # 0.7.12 then expects the worker to have PREFECT_API_KEY, as every Cloud worker does: without
+    # one it fails each run with KeyError; so only the stack of a Cloud setup outputs the ARN.)
+    if outputs.get("PrefectApiKeySecretArn"):
+        defaults["prefect_api_key_secret_arn"] = outputs["PrefectApiKeySecretArn"]
     for name, value in defaults.items():
         variables[name]["default"] = value
     return template

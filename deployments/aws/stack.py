@@ -23,6 +23,9 @@ from botocore.exceptions import ClientError
 TEMPLATE = Path(__file__).resolve().parent / "stack.yaml"
 DEFAULT_STACK = "numerai-prefect"
 CAPABILITIES = ["CAPABILITY_IAM"]
+# Every resource that takes tags gets this one (CloudFormation passes stack tags on); the
+# deployer policy requires it where a service lets a policy look at tags (see permissions.py).
+TAG_KEY, TAG_VALUE = "project", "numerai-prefect"
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -72,9 +75,29 @@ def _stack_status(cfn: Any, name: str) -> str | None:
     return str(stacks[0]["StackStatus"]) if stacks else None
 
 
+def changed_at(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> str | None:
+    """When the stack was last created or updated (None: no stack), to tell an update happened."""
+    cfn = (session or boto3.Session()).client("cloudformation")
+    if _stack_status(cfn, name) is None:
+        return None
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return str(stack.get("LastUpdatedTime") or stack["CreationTime"])
+
+
 def status(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> str | None:
     """The stack's status, or None when there is no such stack."""
     return _stack_status((session or boto3.Session()).client("cloudformation"), name)
+
+
+def template_parameters(text: str | None = None) -> dict[str, str | None]:
+    """The parameters stack.yaml declares, with their defaults (None: none)."""
+    declared = load_template(text or TEMPLATE.read_text()).get("Parameters", {})
+    return {k: None if "Default" not in v else str(v["Default"]) for k, v in declared.items()}
+
+
+def _previous_parameters(cfn: Any, name: str) -> set[str]:
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {p["ParameterKey"] for p in stack.get("Parameters", [])}
 
 
 def deploy(
@@ -84,24 +107,45 @@ def deploy(
     session: boto3.Session | None = None,
     poll_seconds: int = 10,
 ) -> dict[str, str]:
-    """Create the stack, or update it when it exists; wait; return its outputs."""
+    """Create the stack, or update it when it exists; wait; return its outputs.
+
+    An update changes only the parameters given: every other one keeps its value
+    (UsePreviousValue), so re-running never turns off the worker or the receiver, nor moves the
+    stack to other subnets. A parameter the stack did not have yet takes the template's default.
+    A new stack is given every parameter, defaults included, so that it records them all.
+    """
     session = session or boto3.Session()
     cfn = session.client("cloudformation")
+    text = TEMPLATE.read_text()
+    declared = template_parameters(text)
     params = dict(parameters or {})
-    if "VpcId" not in params or "SubnetIds" not in params:
-        vpc_id, subnets = default_network(session)
-        params.setdefault("VpcId", vpc_id)
-        params.setdefault("SubnetIds", ",".join(subnets))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(f"stack.yaml has no parameter {', '.join(unknown)}")
+    status = _stack_status(cfn, name)
+    creating = status is None or status == "ROLLBACK_COMPLETE"
+    kept: list[str] = []
+    if creating:
+        if "VpcId" not in params or "SubnetIds" not in params:
+            vpc_id, subnets = default_network(session)
+            params.setdefault("VpcId", vpc_id)
+            params.setdefault("SubnetIds", ",".join(subnets))
+        params = {k: v for k, v in declared.items() if v is not None} | params
+    else:
+        kept = sorted((set(declared) & _previous_parameters(cfn, name)) - set(params))
+    listed: list[dict[str, Any]] = [
+        {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())
+    ]
+    listed += [{"ParameterKey": k, "UsePreviousValue": True} for k in kept]
     request: dict[str, Any] = {
         "StackName": name,
-        "TemplateBody": TEMPLATE.read_text(),
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        "TemplateBody": text,
+        "Parameters": listed,
         "Capabilities": CAPABILITIES,
-        "Tags": [{"Key": "project", "Value": "numerai-prefect"}],
+        "Tags": [{"Key": TAG_KEY, "Value": TAG_VALUE}],
     }
     waiter_config = {"Delay": poll_seconds, "MaxAttempts": max(1, 1800 // poll_seconds)}
-    status = _stack_status(cfn, name)
-    if status is None or status == "ROLLBACK_COMPLETE":
+    if creating:
         if status == "ROLLBACK_COMPLETE":
             delete(name, session=session, poll_seconds=poll_seconds)
         cfn.create_stack(**request, OnFailure="ROLLBACK")
@@ -115,6 +159,15 @@ def deploy(
         else:
             cfn.get_waiter("stack_update_complete").wait(StackName=name, WaiterConfig=waiter_config)
     return outputs(name, session=session)
+
+
+def current_parameters(
+    name: str = DEFAULT_STACK, *, session: boto3.Session | None = None
+) -> dict[str, str]:
+    """The stack's current parameter values by key."""
+    cfn = (session or boto3.Session()).client("cloudformation")
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
 
 
 def outputs(name: str = DEFAULT_STACK, *, session: boto3.Session | None = None) -> dict[str, str]:
@@ -138,15 +191,84 @@ def delete(
     )
 
 
+def read_secret(arn: str, *, session: boto3.Session | None = None) -> str | None:
+    """A secret's current string value, or None when the secret does not exist."""
+    client = (session or boto3.Session()).client("secretsmanager")
+    try:
+        return str(client.get_secret_value(SecretId=arn)["SecretString"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def put_secret(arn: str, value: str, *, session: boto3.Session | None = None) -> str | None:
+    """Store a new value unless the secret already holds it; the new version's id, or None."""
+    if read_secret(arn, session=session) == value:
+        return None
+    client = (session or boto3.Session()).client("secretsmanager")
+    return str(client.put_secret_value(SecretId=arn, SecretString=value)["VersionId"])
+
+
+def numerai_keys_value(public_id: str, secret_key: str) -> str:
+    """The JSON the keys secret holds; the pool's ECS secrets read its two fields."""
+    return json.dumps({"public_id": public_id, "secret_key": secret_key})
+
+
 def put_numerai_keys(
     secret_arn: str, public_id: str, secret_key: str, *, session: boto3.Session | None = None
-) -> None:
-    """Store the Numerai keys in the stack's secret (the only place on AWS that holds them)."""
+) -> bool:
+    """Store the Numerai keys in the stack's secret (the only place on AWS that holds them).
+
+    Returns whether they changed.
+    """
+    value = numerai_keys_value(public_id, secret_key)
+    return put_secret(secret_arn, value, session=session) is not None
+
+
+def prefect_api_key_secret_name(stack_name: str) -> str:
+    """The secret `setup --aws` keeps a Prefect Cloud API key in, beside the stack's own."""
+    return f"{stack_name}/prefect-api-key"
+
+
+def put_prefect_api_key(
+    stack_name: str, api_key: str, *, session: boto3.Session | None = None
+) -> tuple[str, str | None]:
+    """Create or update the Prefect API key secret; its ARN and the new version's id (or None).
+
+    It lives outside the stack so that it holds the key before the stack's worker, which reads
+    it at start, is created.
+    """
     client = (session or boto3.Session()).client("secretsmanager")
-    client.put_secret_value(
-        SecretId=secret_arn,
-        SecretString=json.dumps({"public_id": public_id, "secret_key": secret_key}),
-    )
+    name = prefect_api_key_secret_name(stack_name)
+    try:
+        arn = str(client.describe_secret(SecretId=name)["ARN"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        created = client.create_secret(
+            Name=name,
+            Description="Prefect Cloud API key of the numerai-prefect stack's worker, tasks and "
+            "receiver (numerai-prefect setup --aws)",
+            SecretString=api_key,
+            Tags=[{"Key": TAG_KEY, "Value": TAG_VALUE}],
+        )
+        return str(created["ARN"]), str(created["VersionId"])
+    return arn, put_secret(arn, api_key, session=session)
+
+
+def delete_prefect_api_key(stack_name: str, *, session: boto3.Session | None = None) -> bool:
+    """Delete the Prefect API key secret now (teardown); False when there is none."""
+    client = (session or boto3.Session()).client("secretsmanager")
+    try:
+        client.delete_secret(
+            SecretId=prefect_api_key_secret_name(stack_name), ForceDeleteWithoutRecovery=True
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return False
+        raise
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

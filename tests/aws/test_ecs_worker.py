@@ -29,6 +29,7 @@ STACK = "numerai-prefect-ecs"
 POOL = "numerai-ecs-test"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/numerai-prefect:0123456789ab"
 WORKER_KEY = "AKIDWORKER"  # the worker's calls are told apart from the test's by access key
+PREFECT_API_KEY = "pnu_worker-key-that-must-never-reach-ecs-in-plain-text"
 T = TypeVar("T")
 
 pytestmark = pytest.mark.integration
@@ -46,16 +47,23 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60) -> T
 
 @pytest.fixture(scope="module")
 def ecs_stack(aws: str) -> Iterator[dict[str, str]]:
-    """The stack on moto, plus the keys secret moto's CloudFormation cannot make."""
+    """The stack on moto, plus the keys secret moto's CloudFormation cannot make.
+
+    As `setup --aws` does for Prefect Cloud, the API key goes to its secret first and the stack
+    is given its ARN, which it outputs for the pool.
+    """
+    api_key_arn, _ = stack.put_prefect_api_key(STACK, PREFECT_API_KEY)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outputs = stack.deploy(STACK, poll_seconds=1)
+        outputs = stack.deploy(STACK, {"PrefectApiKeySecretArn": api_key_arn}, poll_seconds=1)
+    assert outputs["PrefectApiKeySecretArn"] == api_key_arn
     secret = boto3.client("secretsmanager").create_secret(
         Name=f"{STACK}/numerai-keys", SecretString='{"public_id": "", "secret_key": ""}'
     )
     outputs["NumeraiKeysSecretArn"] = secret["ARN"]
     yield outputs
     stack.delete(STACK, poll_seconds=1)
+    assert stack.delete_prefect_api_key(STACK)
 
 
 @pytest.fixture
@@ -79,9 +87,9 @@ def events_queue(ecs_stack: dict[str, str]) -> Iterator[str]:
     sqs.delete_queue(QueueUrl=url)
 
 
-def recorded_actions(path: Path) -> set[str]:
-    """service:Action of every request the worker made (from moto's request recorder)."""
-    actions = set()
+def recorded_requests(path: Path) -> list[tuple[str, str]]:
+    """(service:Action, body) of every request the worker made (moto's request recorder)."""
+    requests = []
     for line in path.read_text().splitlines():
         entry = json.loads(line)
         headers = {k.lower(): v for k, v in entry["headers"].items()}
@@ -89,15 +97,20 @@ def recorded_actions(path: Path) -> set[str]:
         if not credential or credential.group(1) != WORKER_KEY:
             continue
         service = {"monitoring": "cloudwatch"}.get(credential.group(2), credential.group(2))
+        body = entry["body"] or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode()
         if target := headers.get("x-amz-target"):
             action = target.rsplit(".", 1)[-1]
         else:
-            body = entry["body"] or ""
-            if entry.get("body_encoded"):
-                body = base64.b64decode(body).decode()
             action = re.search(r"Action=(\w+)", body + entry["url"]).group(1)  # type: ignore[union-attr]
-        actions.add(f"{service}:{action}")
-    return actions
+        requests.append((f"{service}:{action}", body))
+    return requests
+
+
+def recorded_actions(path: Path) -> set[str]:
+    """service:Action of every request the worker made."""
+    return {action for action, _ in recorded_requests(path)}
 
 
 def worker_role_actions() -> set[str]:
@@ -160,6 +173,9 @@ def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
         **os.environ,
         **aws_environment(os.environ["AWS_ENDPOINT_URL"], access_key=WORKER_KEY),
         "PREFECT_API_URL": prefect_server,
+        # A Prefect Cloud worker's key (the local server ignores it): it must reach the task
+        # only as the ECS secret the pool names, never in the task definition or RunTask.
+        "PREFECT_API_KEY": PREFECT_API_KEY,
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
         "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": events_queue,
@@ -192,6 +208,7 @@ def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
         assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
             "NUMERAI_PUBLIC_ID": f"{arn}:public_id::",
             "NUMERAI_SECRET_KEY": f"{arn}:secret_key::",
+            "PREFECT_API_KEY": ecs_stack["PrefectApiKeySecretArn"],
         }
         options = container["logConfiguration"]["options"]
         assert options["awslogs-group"] == ecs_stack["LogGroupName"]
@@ -220,6 +237,13 @@ def test_worker_registers_the_preset_task_and_an_oom_stop_crashes_the_run(
         log.close()
         print((tmp_path / "worker.log").read_text()[-4000:])
 
+    requests = recorded_requests(recording)
+    run_task = [body for action, body in requests if action == "ecs:RunTask"]
+    registered = [body for action, body in requests if action == "ecs:RegisterTaskDefinition"]
+    assert run_task and registered
+    assert str(flow_run.id) in run_task[0]  # the overrides are in what is searched
+    for body in run_task + registered:
+        assert PREFECT_API_KEY not in body and 'PREFECT_API_KEY"' not in body.split("secrets")[0]
     called = recorded_actions(recording)
     assert {"ecs:RegisterTaskDefinition", "ecs:RunTask", "sqs:ReceiveMessage"} <= called
     assert called <= worker_role_actions(), called - worker_role_actions()
@@ -278,6 +302,7 @@ def test_tasks_that_never_start_crash_their_runs_saying_why(
     env = {
         **aws_environment(os.environ["AWS_ENDPOINT_URL"], access_key=WORKER_KEY),
         "PREFECT_API_URL": prefect_server,
+        "PREFECT_API_KEY": PREFECT_API_KEY,  # a Cloud pool's worker has one (see pool.py)
         "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": events_queue,
     }
     ecs, events = boto3.client("ecs"), boto3.client("events")
@@ -286,6 +311,8 @@ def test_tasks_that_never_start_crash_their_runs_saying_why(
 
         def started() -> dict[str, dict[str, Any]] | None:
             arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+            if not arns:
+                return None
             tasks = ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"]
             by_run = {
                 t["value"]: task

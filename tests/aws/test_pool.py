@@ -89,3 +89,18 @@ def test_ecs_deployments_mirror_the_root_ones() -> None:
         theirs = root[mine["name"]]
         assert mine["entrypoint"] == theirs["entrypoint"]
         assert mine.get("schedules") == theirs.get("schedules")
+
+
+def test_a_prefect_cloud_key_is_referenced_by_its_secret_arn() -> None:
+    assert (
+        base_job_template(OUTPUTS)["variables"]["properties"]["prefect_api_key_secret_arn"][
+            "default"
+        ]
+        is None
+    )  # self-hosted server: no key at all
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:numerai-prefect/prefect-api-key-X"
+    template = base_job_template({**OUTPUTS, "PrefectApiKeySecretArn": arn})
+    variables = template["variables"]["properties"]
+    assert variables["prefect_api_key_secret_arn"]["default"] == arn
+    config = template["job_configuration"]
+    assert config["prefect_api_key_secret_arn"] == "{{ prefect_api_key_secret_arn }}"
