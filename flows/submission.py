@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.runtime import task_run as current_task_run
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
@@ -132,7 +134,9 @@ def ensure_model_limits(model_names: list[str]) -> None:
             offset += page
         for name in wanted:
             if existing.get(name) != 1:
-                client.upsert_global_concurrency_limit_by_name(name, limit=1)
+                # Another run of the round may make it at the same moment: theirs is as good.
+                with contextlib.suppress(ObjectAlreadyExists):
+                    client.upsert_global_concurrency_limit_by_name(name, limit=1)
 
 
 @contextmanager

@@ -77,8 +77,9 @@ def test_deployment_sizes_match_the_presets() -> None:
     for deployment in config["deployments"]:
         variables = deployment["work_pool"]["job_variables"]
         assert size(DEFAULT_SIZE).items() <= variables.items()
-        # No secret in a deployment's stored variables: only sizes and the image.
-        assert set(variables) <= {"cpu", "memory", "image"}
+        # No secret in a deployment's stored variables: sizes, the image and the heartbeat.
+        assert set(variables) <= {"cpu", "memory", "image", "env"}
+        assert variables.get("env", {}) == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
 
 
 def test_ecs_deployments_mirror_the_root_ones() -> None:
