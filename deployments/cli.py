@@ -1501,8 +1501,13 @@ def new(
         str, typer.Option("--tournament", "-t", help="classic, signals or crypto.")
     ] = "classic",
     directory: Annotated[
-        Path, typer.Option("--dir", help="Where the model's package folder is made.")
-    ] = Path(),
+        Path,
+        typer.Option(
+            "--dir",
+            help="Where the model's folder is made (inside the project: the image "
+            "carries the project folder).",
+        ),
+    ] = ROOT / "models",
     models_file: ModelsFile = ROOT / "models.toml",
     print_only: Annotated[
         bool, typer.Option("--print", help="Print the models.toml entry instead of adding it.")
@@ -1524,6 +1529,8 @@ def new(
     package = escape(str(made.package))
     console.print(
         "\nNext: "
+        f"list what it needs in {package}/requirements.txt and run `make venv` (installs it "
+        "here; the image installs it too), "
         f"`pytest {package}` (runs it against the sandbox), "
         f"`python {package}/train.py` (writes model.pkl), "
         "`numerai-prefect setup --deploy` (saves its block, deploys)."
