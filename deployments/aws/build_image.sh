@@ -6,6 +6,7 @@
 #   deployments/aws/build_image.sh            # builds localhost/numerai-prefect:dev
 #   IMAGE=... BASE_IMAGE=... DEBIAN_MIRROR=... deployments/aws/build_image.sh
 #   INSTALL_TOOLS=1 ... also apt-get installs buildah podman runc debootstrap (needs root)
+#   BASE_ONLY=1 ... makes the base image only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -58,6 +59,8 @@ if ! buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
     buildah bud --isolation chroot -f "$WORK/Containerfile.base" -t "$BASE_IMAGE" "$WORK"
     rm -rf "$WORK/rootfs" "$WORK/rootfs.tar"
 fi
+
+[[ ${BASE_ONLY:-0} == 1 ]] && exit 0  # only the base (a Docker API build uses it next)
 
 mkdir -p artifacts models
 echo "Building $IMAGE from $BASE_IMAGE"
