@@ -84,10 +84,16 @@ season: venv  ## Four simulated weeks of rounds with faults on the real deployme
 aws-test: venv  ## AWS checks on moto only: Dockerfile, stack, ECS worker
 	$(BIN)/python -m pytest tests/aws
 
-image:  ## Build the image without Docker (buildah + a debootstrap base; needs root)
+CONTAINER_TOOLS := buildah podman runc debootstrap docker-registry
+
+image: venv  ## Build the image without Docker (buildah + a debootstrap base; needs root)
 	deployments/aws/build_image.sh
 
-image-test: venv  ## Build the image and run a round inside it against the sandbox (slow)
+# Fails (never skips) when a tool is missing, naming the command that installs it.
+image-test: venv  ## Deploy to a local docker pool (podman, registry), run a round in the image
+	@missing=$$(for t in $(CONTAINER_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+		echo "missing:" $$missing "- install: apt-get install -y $(CONTAINER_TOOLS)" >&2; exit 2; fi
 	NUMERAI_CONTAINER_TESTS=1 $(BIN)/python -m pytest tests/aws/test_container.py
 
 deployer-policy: venv  ## Regenerate the deployer's IAM policy and the roles' boundary from the stack template
