@@ -144,3 +144,32 @@ def test_context_is_an_allow_list_without_secrets() -> None:
     assert not allowed & {".env", ".numerai", ".git", "tests", ".venv"}
     # A model folder's training data (train.py's models/NAME/data) is not shipped.
     assert "models/*/data/" in lines
+
+
+def test_docker_pool_deployment_builds_pushes_and_runs_in_the_images_folder() -> None:
+    """deployments/docker/prefect.yaml: the local ECS stand-in ships what the image test runs."""
+    config = yaml.safe_load((ROOT / "deployments/docker/prefect.yaml").read_text())
+    (lock_step, build_step) = [next(iter(step.items())) for step in config["build"]]
+    assert lock_step == (
+        "prefect.deployments.steps.run_shell_script",
+        {
+            "id": "models-lock",
+            "script": "python -m deployments.model_packages lock --check",
+            "stream_output": True,
+        },
+    )
+    name, build = build_step
+    assert name == "prefect_docker.deployments.steps.build_docker_image"
+    assert build["dockerfile"] == "Dockerfile" and build["pull"] is False
+    assert set(build["buildargs"]) == {"BASE_IMAGE", "PIP_CERT"}
+    (push,) = config["push"]
+    assert "prefect_docker.deployments.steps.push_docker_image" in push
+    (pull,) = config["pull"]
+    workdir = [rest for keyword, rest in _runtime() if keyword == "WORKDIR"][-1]
+    assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == workdir
+    for deployment in config["deployments"]:
+        variables = deployment["work_pool"]["job_variables"]
+        assert variables["image"] == "{{ build-image.image }}"
+        assert variables["image_pull_policy"] == "Always"
+        assert not [k for k in variables if SECRET_NAME.search(k)]
+        assert "volumes" not in variables, "models come from the image, never a mount"
