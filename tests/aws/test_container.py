@@ -36,8 +36,11 @@ import pytest
 from blocks import NumeraiModel, model_block_name
 from deployments.processes import free_port, stop
 from sandbox import Sandbox
-from tests.scaffold.lightgbm_model import write_lightgbm_model
-from tests.scaffold.test_lightgbm_round import uploaded_predictions, whole_frame_predictions
+from tests.scaffold.lightgbm_model import (
+    uploaded_predictions,
+    whole_frame_predictions,
+    write_lightgbm_model,
+)
 from tests.support import prefect_worker
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ predictions on the whole live frame.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,16 @@ def write_lightgbm_model(folder: Path, train_parquet: Path) -> Path:
     pickle = folder / "model.pkl"
     pickle.write_bytes(cloudpickle.dumps(train_lightgbm_predict(train_parquet)))
     return pickle
+
+
+def uploaded_predictions(data: bytes) -> pd.Series:
+    """The prediction column of an uploaded CSV, by id."""
+    frame = pd.read_csv(io.BytesIO(data)).set_index("id")
+    return frame["prediction"].sort_index()
+
+
+def whole_frame_predictions(pickle: Path, live_parquet: Path) -> pd.Series:
+    """What the pickle predicts on every column of live.parquet, as Numerai's runner calls it."""
+    predict = pd.read_pickle(pickle)  # noqa: S301 - our own test pickle
+    live = pd.read_parquet(live_parquet)
+    return predict(live, None)["prediction"].sort_index()

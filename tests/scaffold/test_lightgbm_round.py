@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from pathlib import Path
 from typing import cast
 
 import numpy as np
-import pandas as pd
 from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel
 from flows import ModelReport
 from sandbox import Sandbox
-from tests.scaffold.lightgbm_model import write_lightgbm_model
-
-
-def uploaded_predictions(data: bytes) -> pd.Series:
-    """The prediction column of an uploaded CSV, by id."""
-    frame = pd.read_csv(io.BytesIO(data)).set_index("id")
-    return frame["prediction"].sort_index()
-
-
-def whole_frame_predictions(pickle: Path, live_parquet: Path) -> pd.Series:
-    """What the pickle predicts on every column of live.parquet, as Numerai's runner calls it."""
-    predict = pd.read_pickle(pickle)  # noqa: S301 - our own test pickle
-    live = pd.read_parquet(live_parquet)
-    return predict(live, None)["prediction"].sort_index()
+from tests.scaffold.lightgbm_model import (
+    uploaded_predictions,
+    whole_frame_predictions,
+    write_lightgbm_model,
+)
 
 
 def test_lightgbm_pickle_predicts_on_the_whole_live_frame_and_is_verified(
