@@ -146,7 +146,9 @@ def local_ecs(
     project = work / "project"
     copy_project(project)
     tag = uuid.uuid4().hex[:6]
-    name = f"lgbm_{tag}"
+    # A fixed name keeps the models' lock, and so the image's package layer, the same from run
+    # to run (a cached layer); the server and the sandbox are this session's own.
+    name = "lgbm_whole"
     registry_port = free_port()
 
     containers_conf = work / "containers.conf"
@@ -182,6 +184,7 @@ def local_ecs(
             {**env, "BASE_ONLY": "1", "PYTHON": sys.executable, "BASE_IMAGE": BASE_IMAGE},
         )  # fmt: skip
         with (
+            contextlib.ExitStack() as stack,
             Sandbox(work / "sandbox", seed=11, size="tiny") as sandbox,
             service(["docker-registry", "serve", str(registry_conf)], env, work / "registry.log"),
             service(
@@ -227,6 +230,7 @@ def local_ecs(
             with get_client(sync_client=True) as client:
                 deployment = client.read_deployment_by_name("submit-round/round-docker")
             image = str(deployment.job_variables["image"])
+            stack.callback(subprocess.run, ["podman", "rmi", image], capture_output=True)
             yield LocalEcs(
                 project=project,
                 sandbox=sandbox,

@@ -160,7 +160,7 @@ def test_docker_pool_deployment_builds_pushes_and_runs_in_the_images_folder() ->
     )
     name, build = build_step
     assert name == "prefect_docker.deployments.steps.build_docker_image"
-    assert build["dockerfile"] == "Dockerfile" and build["pull"] is False
+    assert build["dockerfile"] == "Dockerfile" and build["pull"] is False and build["rm"] is True
     assert set(build["buildargs"]) == {"BASE_IMAGE", "PIP_CERT"}
     (push,) = config["push"]
     assert "prefect_docker.deployments.steps.push_docker_image" in push
