@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: help venv run test test-fast lint format typecheck check lock ui clean bench season aws-test image image-test deployer-policy postgres
+.PHONY: FORCE help venv run test test-fast lint format typecheck check lock ui clean bench season aws-test image image-test deployer-policy postgres
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,11 +14,20 @@ help:  ## List the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(UV): | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+# Your models' packages (the requirements.txt in each model's folder) are locked against
+# requirements.lock; the recipe always runs but rewrites the file only when an input changed.
+requirements-models.lock: FORCE | $(UV)
+	$(BIN)/python -m deployments.model_packages lock
+
+# One sync of both locks: the models' packages are never removed by the project's.
 # Bytecode is compiled once here: every flow run is a new Python process, and where .pyc files
 # cannot be written (PYTHONDONTWRITEBYTECODE, read-only installs) each would compile again.
-$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+$(VENV)/.installed: requirements.lock requirements-models.lock pyproject.toml | $(UV)
+	$(UV) pip sync --quiet --compile-bytecode --torch-backend cpu --python $(BIN)/python \
+		requirements.lock requirements-models.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
@@ -55,9 +64,10 @@ typecheck: venv  ## mypy
 
 check: lint typecheck test  ## Everything CI runs
 
-lock: venv  ## Re-resolve requirements.lock (all) and requirements-image.lock (runtime) from pyproject.toml
+lock: venv  ## Re-resolve requirements.lock (all), requirements-image.lock (runtime) and the models' lock
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 	$(UV) pip compile pyproject.toml --python-version 3.11 --no-header -o requirements-image.lock
+	$(BIN)/python -m deployments.model_packages lock
 
 ui: venv  ## Start the local Prefect server (UI on http://127.0.0.1:4200) with the runs of `make run`
 	PREFECT_HOME=.numerai/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
@@ -74,12 +84,20 @@ season: venv  ## Four simulated weeks of rounds with faults on the real deployme
 aws-test: venv  ## AWS checks on moto only: Dockerfile, stack, ECS worker
 	$(BIN)/python -m pytest tests/aws
 
-image:  ## Build the image without Docker (buildah + a debootstrap base; needs root)
+CONTAINER_TOOLS := buildah podman runc debootstrap docker-registry
+
+image: venv  ## Build the image without Docker (buildah + a debootstrap base; needs root)
 	deployments/aws/build_image.sh
 
-image-test: venv  ## Build the image and run a round inside it against the sandbox (slow)
+# Fails (never skips) when a tool is missing, naming the command that installs it.
+image-test: venv  ## Deploy to a local docker pool (podman, registry), run a round in the image
+	@missing=$$(for t in $(CONTAINER_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+		echo "missing:" $$missing "- install: apt-get install -y $(CONTAINER_TOOLS)" >&2; exit 2; fi
 	NUMERAI_CONTAINER_TESTS=1 $(BIN)/python -m pytest tests/aws/test_container.py
 
 deployer-policy: venv  ## Regenerate the deployer's IAM policy and the roles' boundary from the stack template
 	$(BIN)/python -m deployments.aws.permissions > deployments/aws/deployer-policy.json
 	$(BIN)/python -m deployments.aws.permissions boundary > deployments/aws/boundary-policy.json
+
+FORCE:

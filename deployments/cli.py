@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -356,15 +357,24 @@ def _predictor_path(
     workdir: Path,
     results: _Results,
 ) -> Path | None:
-    """The predictor file of a model, training the example model when it is missing."""
+    """The predictor file of a model, training the example model when it is missing.
+
+    The example model is kept in the project's artifacts/ (artifacts/sandbox/ for the sandbox's),
+    which the image carries; its training data stays in WORKDIR.
+    """
     if entry.predictor == "example":
-        path = example_artifact(entry, workdir)
+        kept = ROOT / "artifacts" / ("sandbox" if credentials.api_url else "")
+        path = kept / example_artifact(entry, workdir).name
         if path.exists():
-            results.add("example model", entry.example_set, f"exists ({path})")
+            results.add("example model", entry.example_set, f"exists ({_project_path(path)})")
             return path
         with console.status(f"Training the example model on the {entry.example_set} features…"):
-            path = train_example(credentials, entry, workdir)
-        results.add("example model", entry.example_set, f"trained ({path})", changed=True)
+            trained = train_example(credentials, entry, workdir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(trained, path)
+        results.add(
+            "example model", entry.example_set, f"trained ({_project_path(path)})", changed=True
+        )
         return path
     path = Path(entry.predictor).expanduser()
     if not path.is_absolute():
@@ -375,13 +385,32 @@ def _predictor_path(
     return path
 
 
-def _save_model(entry: ModelEntry, predictor: Path, results: _Results) -> None:
+def _project_path(path: Path) -> str:
+    """A path as model blocks hold it: relative to the project folder, the working directory
+    of every flow run (here and at /opt/numerai in the image); absolute only outside it."""
+    resolved = path.resolve()
+    if resolved.is_relative_to(ROOT):
+        return resolved.relative_to(ROOT).as_posix()
+    return str(resolved)
+
+
+def _save_model(entry: ModelEntry, predictor: Path, results: _Results, *, image: bool) -> None:
     """Save the model's block unless it already holds this configuration."""
     block = model_block_name(entry.name)
+    stored = _project_path(predictor)
+    if Path(stored).is_absolute():
+        # An image carries the project folder only: such a block could not load in ECS.
+        results.add(
+            "model",
+            entry.name,
+            f"predictor {stored} is outside the project folder {ROOT}: it runs on this machine "
+            f"only, not in an image (move its folder to models/{entry.name})",
+            ok=not image,
+        )
     wanted = NumeraiModel(
         model_name=entry.name,
         model_id=entry.model_id,
-        predictor_path=str(predictor),
+        predictor_path=stored,
         feature_set=entry.block_feature_set,
         tournament=entry.tournament_number,
         data_path=entry.data_path,
@@ -567,7 +596,7 @@ def setup(
     for entry in entries:
         predictor = _predictor_path(entry, credentials, models_file, workdir, results)
         if predictor is not None:
-            _save_model(entry, predictor, results)
+            _save_model(entry, predictor, results, image=aws)
     _ensure_pool(pool, results)
     if deploy:
         _deploy(pool, results)
@@ -1165,7 +1194,7 @@ def _check_blocks(checks: _Checks, credentials_block: str, found: bool, entries:
         saved = _load_model_block(block)
         if saved is None:
             checks.fail(f"model block {block}", "not saved", "numerai-prefect setup")
-        elif not Path(saved.predictor_path).is_file():
+        elif not (ROOT / saved.predictor_path).is_file():
             checks.fail(
                 f"model block {block}",
                 f"predictor {saved.predictor_path} missing on this machine",
@@ -1501,8 +1530,13 @@ def new(
         str, typer.Option("--tournament", "-t", help="classic, signals or crypto.")
     ] = "classic",
     directory: Annotated[
-        Path, typer.Option("--dir", help="Where the model's package folder is made.")
-    ] = Path(),
+        Path,
+        typer.Option(
+            "--dir",
+            help="Where the model's folder is made (inside the project: the image "
+            "carries the project folder).",
+        ),
+    ] = ROOT / "models",
     models_file: ModelsFile = ROOT / "models.toml",
     print_only: Annotated[
         bool, typer.Option("--print", help="Print the models.toml entry instead of adding it.")
@@ -1524,6 +1558,8 @@ def new(
     package = escape(str(made.package))
     console.print(
         "\nNext: "
+        f"list what it needs in {package}/requirements.txt and run `make venv` (installs it "
+        "here; the image installs it too), "
         f"`pytest {package}` (runs it against the sandbox), "
         f"`python {package}/train.py` (writes model.pkl), "
         "`numerai-prefect setup --deploy` (saves its block, deploys)."

@@ -1,9 +1,11 @@
 """`numerai-prefect new`: scaffold a user's model package from a template per tournament.
 
-A package holds a predict function (predict.py), a training script that saves it with
-cloudpickle (train.py), its requirements and a test that runs it against the local sandbox.
-Its [[model]] entry goes into models.toml, from which `setup` makes the model's block.
-Nothing that exists is ever overwritten.
+A model is a folder (models/NAME by default): a predict function (predict.py), a training
+script that saves it with cloudpickle beside them (train.py -> model.pkl), its requirements.txt
+and a test that runs it against the local sandbox. Its [[model]] entry goes into models.toml,
+from which `setup` makes the model's block; the folder's requirements.txt is locked and
+installed by deployments.model_packages (make venv, the image). Nothing that exists is ever
+overwritten.
 """
 
 from __future__ import annotations
