@@ -232,12 +232,14 @@ def burst_on(
         with background(args, env, log) as receiver:
             url = f"http://127.0.0.1:{port}"
             wait_healthy(f"{url}/health", receiver, log)
-            # The first burst finds the receiver fresh: no deployment looked up, no connection.
+            # The server has just started: its first creates are slower (connections, caches)
+            # than on a server that has been up for a day. The creates without the receiver
+            # come first and warm it; the receiver's first burst still finds it fresh (no
+            # deployment looked up, no connection), as after a restart.
+            alone = {size: asyncio.run(_direct_burst(api_url, size, concurrency)) for size in sizes}
             figures = {str(size): burst(api_url, url, secret, size) for size in sizes}
         for size in sizes:
-            figures[str(size)]["prefect_alone"] = asyncio.run(
-                _direct_burst(api_url, size, concurrency)
-            )
+            figures[str(size)]["prefect_alone"] = alone[size]
         return figures
 
 
