@@ -12,14 +12,18 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 
 from deployments.receiver import ReceiverApp, ReceiverSettings, create_app
 from tests.support import serve_in_thread
+
+from .conftest import runs_of
 
 
 class _Records(logging.Handler):
@@ -160,3 +164,24 @@ def test_websocket_is_closed_and_lifespan_closes_the_prefect_client(
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",
     ]
+
+
+def test_a_burst_of_twenty_on_sqlite_is_answered_and_creates_each_run_once(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    """A round opening: every model's webhook at once, each its own trigger (then again)."""
+    triggers = [f"burst-{uuid.uuid4()}" for _ in range(20)]
+    url = f"{receiver}/webhook/{webhook_secret}/alpha"
+
+    def deliver(trigger: str) -> httpx.Response:
+        with httpx.Client(timeout=30) as client:  # a connection of its own
+            return client.post(url, json={"triggerId": trigger, "roundNumber": 1000})
+
+    with ThreadPoolExecutor(len(triggers)) as pool:
+        first = list(pool.map(deliver, triggers))
+        again = list(pool.map(deliver, triggers))
+    assert [r.status_code for r in first + again] == [200] * 40
+    assert [r.json()["duplicate"] for r in again] == [True] * 20
+    for trigger, answer, repeated in zip(triggers, first, again, strict=True):
+        (run,) = runs_of(deployment_id, trigger)
+        assert str(run.id) == answer.json()["flow_run_id"] == repeated.json()["flow_run_id"]
