@@ -6,9 +6,10 @@
 
 A burst is what Numerai does when a round opens: every model's webhook at once, each with its
 own trigger id. It is measured on a Prefect server of its own on SQLite and, with
---database-url, on a second server on that database, side by side: answers that were not 2xx,
-runs created per trigger (exactly one each, also after the same burst is delivered again) and
-the answer's p50/p99. Prints tables and writes benchmarks/webhook-results.json. Figures, never
+--database-url (or $NUMERAI_TEST_DATABASE_URL), on a second server on a throwaway database of
+that PostgreSQL server, side by side: answers that were not 2xx, runs created per trigger
+(exactly one each, also after the same burst is delivered again) and the answer's p50/p99.
+Prints tables and writes benchmarks/webhook-results.json. Figures, never
 assertions.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -42,7 +44,7 @@ from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
 from deployments.processes import background, free_port, wait_healthy
-from deployments.server import prefect_server
+from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
 from sandbox import Sandbox
 
 ROUND = "submit-round/round"  # the deployment the receiver starts by default
@@ -213,10 +215,14 @@ async def _direct_burst(api_url: str, size: int, concurrency: int) -> dict[str, 
 def burst_on(
     work: Path, database: str, database_url: str | None, sizes: list[int], concurrency: int
 ) -> dict[str, Any]:
-    """Bursts against a Prefect server of their own on SQLite or the given database."""
-    settings = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
+    """Bursts against a Prefect server of their own on SQLite, or on a throwaway database on the
+    PostgreSQL server that `database_url` names."""
     home = work / f"prefect-{database}-{concurrency}"
-    with prefect_server(home, free_port(), settings, own=True) as api_url:
+    with contextlib.ExitStack() as stack:
+        fresh = stack.enter_context(fresh_database(database_url)) if database_url else None
+        api_url = stack.enter_context(
+            prefect_server(home, free_port(), own=True, database_url=fresh)
+        )
         asyncio.run(_apply_latency_deployment(BURST.split("/")[1]))
         secret = secrets.token_urlsafe(32)
         port = free_port()
@@ -413,8 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, nargs="+", default=[20, 50], metavar="N")
     parser.add_argument(
         "--database-url",
-        help="also burst against a Prefect server on this database, e.g. "
-        "postgresql+asyncpg://USER:PASS@127.0.0.1:PORT/DB",
+        default=os.environ.get(TEST_DATABASE_ENV),
+        help="also burst against a Prefect server on PostgreSQL: a server's admin URL "
+        "(postgresql+asyncpg://USER:PASS@127.0.0.1:PORT/DB), a throwaway database on it "
+        f"[default: ${TEST_DATABASE_ENV}]",
     )
     parser.add_argument(
         "--create-concurrency",
