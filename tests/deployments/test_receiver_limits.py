@@ -166,10 +166,13 @@ def test_websocket_is_closed_and_lifespan_closes_the_prefect_client(
     ]
 
 
-def test_a_burst_of_twenty_on_sqlite_is_answered_and_creates_each_run_once(
+def test_a_burst_of_twenty_is_answered_and_creates_each_run_once(
     receiver: str, webhook_secret: str, deployment_id: UUID
 ) -> None:
-    """A round opening: every model's webhook at once, each its own trigger (then again)."""
+    """A round opening: every model's webhook at once, each its own trigger (then again).
+
+    On the session's server: SQLite unless NUMERAI_TEST_DATABASE_URL names a PostgreSQL server.
+    """
     triggers = [f"burst-{uuid.uuid4()}" for _ in range(20)]
     url = f"{receiver}/webhook/{webhook_secret}/alpha"
 
