@@ -33,7 +33,7 @@ import httpx
 import uvicorn
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
-from prefect.events import emit_event
+from prefect.events import Event
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -312,14 +312,15 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def announce_round(model: str, hook: RoundWebhook) -> None:
-    """Emit numerai.round.opened for the model, which the "about to be missed" automations await.
+def round_opened(model: str, hook: RoundWebhook) -> Event | None:
+    """numerai.round.opened for the model, which the "about to be missed" automations await.
 
-    Only inside a round window: the label names the window, whose length sets the deadline.
+    Only inside a round window (None outside): the label names the window, whose length sets
+    the deadline.
     """
     window = window_at(dt.datetime.now(dt.UTC))
     if window is None:
-        return
+        return None
     resource = {
         "prefect.resource.id": f"numerai.model.{model}",
         "prefect.resource.name": model,
@@ -334,11 +335,13 @@ def announce_round(model: str, hook: RoundWebhook) -> None:
                 "prefect.resource.role": "round",
             }
         )
-    emit_event(
-        event="numerai.round.opened",
-        resource=resource,
-        related=related,
-        payload={"model": model, "round": hook.roundNumber, "trigger_id": hook.triggerId},
+    return Event.model_validate(
+        {
+            "event": "numerai.round.opened",
+            "resource": resource,
+            "related": related,
+            "payload": {"model": model, "round": hook.roundNumber, "trigger_id": hook.triggerId},
+        }
     )
 
 
@@ -465,7 +468,7 @@ class Receiver:
             )
             return _error(503, str(exc), {"retry-after": "5"})
         if model is not None and not duplicate:
-            announce_round(model, hook)
+            await self.announce(round_opened(model, hook))
         logger.info(
             "trigger: %s",
             log_fields(
@@ -481,6 +484,27 @@ class Receiver:
         return JSONResponse(
             {"flow_run_id": str(run.id), "flow_run_name": run.name, "duplicate": duplicate}
         )
+
+    async def announce(self, event: Event | None) -> None:
+        """Post an event through the receiver's own client (the run exists whatever happens).
+
+        Not emit_event: its background worker follows the PREFECT_API_URL of the calling
+        context (without one it starts an ephemeral server, blocking the loop), and a Lambda
+        is frozen between invocations, which would strand a queued event.
+        """
+        if event is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.prefect_timeout):
+                client = await self.session().start()
+                answer = await client.request(
+                    "POST", "/events", json=[event.model_dump(mode="json")]
+                )
+                answer.raise_for_status()
+        except (TimeoutError, httpx.HTTPError, OSError) as exc:
+            logger.warning(
+                "event not sent: %s", log_fields(event=event.event, error=type(exc).__name__)
+            )
 
     async def _resolve_deployment(self, session: _Session, client: PrefectClient) -> UUID:
         async with session.lookup:  # one lookup, however many requests arrive at once
