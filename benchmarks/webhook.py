@@ -1,14 +1,23 @@
-"""Webhook benchmark: receiver latency on loopback, and webhook → verified submission, split.
+"""Webhook benchmark: receiver latency on loopback, webhook → verified submission, and bursts.
 
     python -m benchmarks.webhook [--requests 1000] [--rounds 3]
+    python -m benchmarks.webhook --burst-only [--burst 20 50] \
+        [--database-url postgresql+asyncpg://USER:PASS@127.0.0.1:PORT/DB]
 
-Prints a table and writes benchmarks/webhook-results.json. Figures, never assertions.
+A burst is what Numerai does when a round opens: every model's webhook at once, each with its
+own trigger id. It is measured on a Prefect server of its own on SQLite and, with
+--database-url (or $NUMERAI_TEST_DATABASE_URL), on a second server on a throwaway database of
+that PostgreSQL server, side by side: answers that were not 2xx, runs created per trigger
+(exactly one each, also after the same burst is delivered again) and the answer's p50/p99.
+Prints tables and writes benchmarks/webhook-results.json. Figures, never
+assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -35,10 +44,11 @@ from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
 from deployments.processes import background, free_port, wait_healthy
-from deployments.server import prefect_server
+from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
 from sandbox import Sandbox
 
 ROUND = "submit-round/round"  # the deployment the receiver starts by default
+BURST = "submit-round/burst"  # a deployment without a work pool: its runs stay Scheduled
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -101,12 +111,182 @@ async def _direct_create(n: int) -> dict[str, float]:
     return percentiles(samples)
 
 
-async def _apply_latency_deployment() -> None:
+async def _apply_latency_deployment(name: str = "latency") -> None:
     """A deployment without a work pool for the latency runs: they stay Scheduled."""
     from flows import submit_round
 
-    deployment = await submit_round.ato_deployment(name="latency")
+    deployment = await submit_round.ato_deployment(name=name)
     await deployment.aapply()
+
+
+async def _deliver_at_once(url: str, triggers: list[str]) -> list[tuple[int, float]]:
+    """POST every trigger at the same moment, each on its own connection: (status, ms)."""
+    limits = httpx.Limits(max_connections=len(triggers), max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        start = asyncio.Event()
+
+        async def deliver(trigger: str) -> tuple[int, float]:
+            await start.wait()
+            began = time.perf_counter()
+            try:
+                answer = await client.post(url, json={"triggerId": trigger, "roundNumber": 1000})
+                status = answer.status_code
+            except httpx.HTTPError:
+                status = 0  # no answer at all
+            return status, (time.perf_counter() - began) * 1000
+
+        tasks = [asyncio.create_task(deliver(t)) for t in triggers]
+        await asyncio.sleep(0)  # every task waits at the start line
+        start.set()
+        return list(await asyncio.gather(*tasks))
+
+
+def _runs_per_trigger(api_url: str, triggers: list[str]) -> dict[str, int]:
+    """How many runs of the burst deployment carry each trigger id."""
+    from deployments.receiver import WEBHOOK_TAG
+
+    counts = dict.fromkeys(triggers, 0)
+    with SyncPrefectClient(api_url) as prefect:
+        deployment = prefect.read_deployment_by_name(BURST)
+        offset = 0
+        while True:
+            runs = prefect.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[WEBHOOK_TAG]),
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                ),
+                limit=200,
+                offset=offset,
+            )
+            for run in runs:
+                trigger = run.parameters.get("trigger_id")
+                if trigger in counts:
+                    counts[trigger] += 1
+            if len(runs) < 200:
+                return counts
+            offset += 200
+
+
+def burst(api_url: str, url: str, secret: str, size: int) -> dict[str, Any]:
+    """`size` distinct triggers at once, then the same again: answers, runs, latency."""
+    triggers = [f"burst-{size}-{i}-{secrets.token_hex(4)}" for i in range(size)]
+    endpoint = f"{url}/webhook/{secret}/bench-burst"
+    first = asyncio.run(_deliver_at_once(endpoint, triggers))
+    again = asyncio.run(_deliver_at_once(endpoint, triggers))
+    counts = _runs_per_trigger(api_url, triggers)
+    latencies = [ms for _, ms in first]
+    return {
+        "deliveries": size,
+        "non_2xx": sum(1 for status, _ in first if not 200 <= status < 300),
+        "statuses": sorted({status for status, _ in first}),
+        "repeated_non_2xx": sum(1 for status, _ in again if not 200 <= status < 300),
+        "runs_created": sum(counts.values()),
+        "triggers_without_run": sum(1 for n in counts.values() if n == 0),
+        "triggers_with_two_runs_or_more": sum(1 for n in counts.values() if n > 1),
+        **percentiles(latencies),
+        "max_ms": max(latencies),
+    }
+
+
+async def _direct_burst(api_url: str, size: int, concurrency: int) -> dict[str, float]:
+    """The floor: `size` creates straight through one Prefect client, `concurrency` at a time."""
+    from prefect.client.orchestration import PrefectClient
+
+    gate = asyncio.Semaphore(concurrency)
+    async with PrefectClient(api_url) as client:
+        deployment = await client.read_deployment_by_name(BURST)
+
+        async def create(i: int) -> float:
+            began = time.perf_counter()
+            async with gate:
+                await client.create_flow_run_from_deployment(
+                    deployment.id,
+                    parameters={"trigger_id": f"direct-{i}"},
+                    idempotency_key=f"direct-{size}-{i}-{secrets.token_hex(4)}",
+                )
+            return (time.perf_counter() - began) * 1000
+
+        began = time.perf_counter()
+        samples = await asyncio.gather(*(create(i) for i in range(size)))
+        total = (time.perf_counter() - began) * 1000
+    return {**percentiles(list(samples)), "total_ms": total, "per_create_ms": total / size}
+
+
+def burst_on(
+    work: Path, database: str, database_url: str | None, sizes: list[int], concurrency: int
+) -> dict[str, Any]:
+    """Bursts against a Prefect server of their own on SQLite, or on a throwaway database on the
+    PostgreSQL server that `database_url` names."""
+    home = work / f"prefect-{database}-{concurrency}"
+    with contextlib.ExitStack() as stack:
+        fresh = stack.enter_context(fresh_database(database_url)) if database_url else None
+        api_url = stack.enter_context(
+            prefect_server(home, free_port(), own=True, database_url=fresh)
+        )
+        asyncio.run(_apply_latency_deployment(BURST.split("/")[1]))
+        secret = secrets.token_urlsafe(32)
+        port = free_port()
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": api_url,
+            "NUMERAI_WEBHOOK_SECRET": secret,
+            "NUMERAI_DEPLOYMENT": BURST,
+            "NUMERAI_WEBHOOK_CREATE_CONCURRENCY": str(concurrency),
+        }
+        args = ["-m", "deployments.receiver", "--port", str(port), "--log-level", "warning"]
+        log = home / "receiver.log"
+        with background(args, env, log) as receiver:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(f"{url}/health", receiver, log)
+            # The server has just started: its first creates are slower (connections, caches)
+            # than on a server that has been up for a day. The creates without the receiver
+            # come first and warm it; the receiver's first burst still finds it fresh (no
+            # deployment looked up, no connection), as after a restart.
+            alone = {size: asyncio.run(_direct_burst(api_url, size, concurrency)) for size in sizes}
+            figures = {str(size): burst(api_url, url, secret, size) for size in sizes}
+        for size in sizes:
+            figures[str(size)]["prefect_alone"] = alone[size]
+        return figures
+
+
+def bursts(
+    work: Path, sizes: list[int], database_url: str | None, concurrencies: list[int]
+) -> dict[str, Any]:
+    """Burst figures per database and creates at once (SQLite always; the other if given)."""
+    databases: dict[str, str | None] = {"sqlite": None}
+    if database_url:
+        databases["postgresql"] = database_url
+    return {
+        f"{name} creates={concurrency}": burst_on(work, name, url, sizes, concurrency)
+        for name, url in databases.items()
+        for concurrency in concurrencies
+    }
+
+
+def burst_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """One row per server and burst size."""
+    rows = []
+    for server, by_size in results.items():
+        for size, f in by_size.items():
+            rows.append(
+                (
+                    f"burst of {size}, {server}",
+                    f"non-2xx {f['non_2xx']} (again: {f['repeated_non_2xx']}), "
+                    f"runs {f['runs_created']} for {f['deliveries']} triggers "
+                    f"(none: {f['triggers_without_run']}, "
+                    f"two or more: {f['triggers_with_two_runs_or_more']}), "
+                    f"p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms, max {f['max_ms']:.0f} ms",
+                )
+            )
+            alone = f["prefect_alone"]
+            rows.append(
+                (
+                    f"  the same {size} creates without the receiver",
+                    f"all done in {alone['total_ms']:.0f} ms ({alone['per_create_ms']:.0f} ms "
+                    f"per create), p99 {alone['p99_ms']:.0f} ms",
+                )
+            )
+    return rows
 
 
 def find_webhook_run(prefect: SyncPrefectClient, trigger_id: str, timeout: float = 60) -> FlowRun:
@@ -231,25 +411,45 @@ def worker_command(pool: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both benchmarks on their own server and print the table."""
+    """Run the benchmarks on their own servers and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", default="tiny")
+    parser.add_argument("--burst", type=int, nargs="+", default=[20, 50], metavar="N")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(TEST_DATABASE_ENV),
+        help="also burst against a Prefect server on PostgreSQL: a server's admin URL "
+        "(postgresql+asyncpg://USER:PASS@127.0.0.1:PORT/DB), a throwaway database on it "
+        f"[default: ${TEST_DATABASE_ENV}]",
+    )
+    parser.add_argument(
+        "--create-concurrency",
+        type=int,
+        nargs="+",
+        default=[2],
+        metavar="N",
+        help="NUMERAI_WEBHOOK_CREATE_CONCURRENCY of the receiver under a burst (several: compare)",
+    )
+    parser.add_argument("--burst-only", action="store_true", help="skip latency and rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "webhook-results.json")
     args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="numerai-webhook-bench-") as tmp:
         work = Path(tmp)
-        with prefect_server(work / "prefect", free_port()) as api_url:
-            env = worker_env(api_url)
-            os.environ.update(PREFECT_API_URL=api_url)
-            _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")
-            _prefect(env, "--no-prompt", "deploy", "--all")
-            with (
-                Sandbox(work / "sandbox", seed=2, size=args.size) as sandbox,
-                background(worker_command("numerai-local"), env, work / "worker.log"),
-            ):
-                results = measure(work, sandbox, env, args.requests, args.rounds)
+        results["bursts"] = bursts(work, args.burst, args.database_url, args.create_concurrency)
+        if not args.burst_only:
+            with prefect_server(work / "prefect", free_port()) as api_url:
+                env = worker_env(api_url)
+                os.environ.update(PREFECT_API_URL=api_url)
+                _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")
+                _prefect(env, "--no-prompt", "deploy", "--all")
+                with (
+                    Sandbox(work / "sandbox", seed=2, size=args.size) as sandbox,
+                    background(worker_command("numerai-local"), env, work / "worker.log"),
+                ):
+                    results.update(measure(work, sandbox, env, args.requests, args.rounds))
     print_table(results)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.out}")
@@ -266,8 +466,10 @@ def print_table(results: dict[str, Any]) -> None:
 
 def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     """The table's rows: (what, figures)."""
+    rows = burst_rows(results.get("bursts", {}))
+    if "latency" not in results:
+        return rows
     lat = results["latency"]
-    rows = []
     for name, v in lat.items():
         if isinstance(v, dict):
             figures = f"p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms"

@@ -5,20 +5,26 @@ Run it:  `python -m deployments.receiver --host 127.0.0.1 --port 8080`
 
 Register `https://HOST/webhook/SECRET/MODEL_BLOCK` as each model's webhook on Numerai
 (`setSubmissionWebhook`); `https://HOST/webhook/SECRET` starts one run for every model.
+
+Every rule (routes, body size and deadline, requests in flight, strict body types) is enforced
+by the ASGI app itself, so that any server that hosts it (uvicorn here, Mangum on AWS Lambda)
+answers alike; the server's own options only add limits in front of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import datetime as dt
 import hmac
+import json
 import logging
 import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID
@@ -27,15 +33,12 @@ import httpx
 import uvicorn
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
-from prefect.events import emit_event
+from prefect.events import Event
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from starlette.applications import Starlette
-from starlette.requests import Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from model.schedule import window_at
 
@@ -47,12 +50,38 @@ GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 _SECRET_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved URL characters: one path segment
 BLOCK_NAME = re.compile(r"[a-z0-9-]{1,100}")  # Prefect block names
 WEBHOOK_TAG = "numerai-webhook"
-_WEBHOOK_PATH = re.compile(r"(/webhook/)[^/\s\"?]+")
 _NOT_FOUND = "Not Found"  # the body of any unknown path: a wrong secret looks the same
+# Numerai's trigger ids are UUIDs (what triggerModelWebhook returns). The alphabet is a little
+# wider (a token of letters, digits and . _ : -) so that another id scheme still passes, while a
+# trigger id can never carry a control character, a space or a quote into a log line, a run's
+# parameters or the TRIGGER_ID that numerapi sends back.
+TRIGGER_ID_MAX = 128
+TRIGGER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+TRIGGER_ID_RULE = (
+    f"must be 1 to {TRIGGER_ID_MAX} characters: letters, digits, '.', '_', ':' or '-', "
+    "starting with a letter or digit"
+)
+DATA_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")  # "v5.3"
+_WEBHOOK_ROUTE = re.compile(r"/webhook/([^/]+)(?:/([^/]+))?")
+_BARE_VALUE = re.compile(r"[A-Za-z0-9._:/*@+-]+")
 
 
 class ConfigError(ValueError):
     """The receiver's environment is incomplete or unsafe."""
+
+
+def _env_number(env: Mapping[str, str], name: str, default: str) -> float:
+    try:
+        return float(env.get(name, default))
+    except ValueError as exc:
+        raise ConfigError(f"invalid number in {name}: {exc}") from exc
+
+
+def _env_count(env: Mapping[str, str], name: str, default: str) -> int:
+    number = _env_number(env, name, default)
+    if not number.is_integer():
+        raise ConfigError(f"invalid number in {name}: {number:g} is not a whole number")
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -64,6 +93,14 @@ class ReceiverSettings:
     deployment: str = "submit-round/round"
     max_bytes: int = 16384
     prefect_timeout: float = 5.0
+    # A webhook body is a few hundred bytes: a client that has not sent it by then never will.
+    body_timeout: float = 10.0
+    # Requests handled at once; more are answered 503 at once (Numerai retries).
+    max_in_flight: int = 100
+    # Creates sent to Prefect at once. SQLite takes one writer at a time and answers a
+    # collision with 503, which Prefect's client waits out for 2 s, then 4 s: creates that queue
+    # here finish sooner than creates that collide there.
+    create_concurrency: int = 2
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_LENGTH:
@@ -78,8 +115,18 @@ class ReceiverSettings:
             )
         if self.deployment.count("/") != 1:
             raise ConfigError(f"NUMERAI_DEPLOYMENT must be FLOW/NAME, got {self.deployment!r}")
-        if self.max_bytes <= 0 or self.prefect_timeout <= 0:
-            raise ConfigError("NUMERAI_WEBHOOK_MAX_BYTES and the Prefect timeout must be positive")
+        numbers = (
+            self.max_bytes,
+            self.prefect_timeout,
+            self.body_timeout,
+            self.max_in_flight,
+            self.create_concurrency,
+        )
+        if min(numbers) <= 0:
+            raise ConfigError(
+                "NUMERAI_WEBHOOK_MAX_BYTES, the timeouts, NUMERAI_WEBHOOK_MAX_IN_FLIGHT and "
+                "NUMERAI_WEBHOOK_CREATE_CONCURRENCY must be positive"
+            )
         if not self.prefect_api_url.startswith(("http://", "https://")):
             raise ConfigError(
                 "PREFECT_API_URL must be the URL of a running Prefect API, "
@@ -93,102 +140,187 @@ class ReceiverSettings:
         secret = env.get("NUMERAI_WEBHOOK_SECRET", "")
         if not secret:
             raise ConfigError(f"NUMERAI_WEBHOOK_SECRET is not set; make one with: {GENERATE_HINT}")
-        try:
-            max_bytes = int(env.get("NUMERAI_WEBHOOK_MAX_BYTES", "16384"))
-            timeout = float(env.get("NUMERAI_WEBHOOK_PREFECT_TIMEOUT", "5"))
-        except ValueError as exc:
-            raise ConfigError(f"invalid number in the receiver's environment: {exc}") from exc
         return cls(
             secret=secret,
             prefect_api_url=env.get("PREFECT_API_URL") or str(PREFECT_API_URL.value() or ""),
             deployment=env.get("NUMERAI_DEPLOYMENT", "submit-round/round"),
-            max_bytes=max_bytes,
-            prefect_timeout=timeout,
+            max_bytes=_env_count(env, "NUMERAI_WEBHOOK_MAX_BYTES", "16384"),
+            prefect_timeout=_env_number(env, "NUMERAI_WEBHOOK_PREFECT_TIMEOUT", "5"),
+            body_timeout=_env_number(env, "NUMERAI_WEBHOOK_BODY_TIMEOUT", "10"),
+            max_in_flight=_env_count(env, "NUMERAI_WEBHOOK_MAX_IN_FLIGHT", "100"),
+            create_concurrency=_env_count(env, "NUMERAI_WEBHOOK_CREATE_CONCURRENCY", "2"),
         )
 
 
+def _trigger_id(value: str) -> str:
+    if len(value) > TRIGGER_ID_MAX or not TRIGGER_ID.fullmatch(value):
+        raise ValueError(TRIGGER_ID_RULE)  # the value itself is not repeated back
+    return value
+
+
+def _data_version(value: str) -> str:
+    if not DATA_VERSION.fullmatch(value):
+        raise ValueError("must be a data version such as 'v5.3' (letters, digits, '.', '_', '-')")
+    return value
+
+
 class RoundWebhook(BaseModel):
-    """The JSON body Numerai POSTs when a round opens (only triggerId is documented)."""
+    """The JSON body Numerai POSTs when a round opens (only triggerId is documented).
 
-    model_config = ConfigDict(extra="ignore")
+    Strict: a field of the wrong JSON type is refused, never converted ("1000" is not a round).
+    Unknown fields are ignored, so that Numerai may add some.
+    """
 
-    triggerId: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
-    roundNumber: int | None = None
-    dataVersion: str | None = None
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    triggerId: Annotated[str, AfterValidator(_trigger_id)]
+    roundNumber: Annotated[int, Field(ge=1, le=10**6)] | None = None
+    dataVersion: Annotated[str, AfterValidator(_data_version)] | None = None
     isTest: bool | None = None
 
 
-class RedactWebhookSecret(logging.Filter):
-    """Replace the secret path segment of /webhook/... in a log record with ***."""
+# -- logging -------------------------------------------------------------------------------
+
+
+def log_fields(**fields: object) -> str:
+    """`key=value ...` where a value with anything but a safe character is JSON-quoted.
+
+    JSON escapes every control character, quote and non-ASCII character, so no value can end
+    a line or pass for another field.
+    """
+    parts = []
+    for key, value in fields.items():
+        text = (
+            "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        )
+        if not _BARE_VALUE.fullmatch(text):
+            text = json.dumps(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def loggable_path(path: str, secrets: frozenset[str] = frozenset()) -> str:
+    """What a log may say of a request path: a route with its secret as ***, or nothing.
+
+    A path that is not one of the routes is not shown at all (its length only): a near-miss of
+    the webhook route (a typo, a trailing slash, a truncated or misplaced secret) may hold the
+    secret or most of it, anywhere. A model is shown only after the right secret.
+    """
+    if path == "/health":
+        return path
+    found = _WEBHOOK_ROUTE.fullmatch(path)
+    if found is None:
+        return f"(other path, {len(path)} characters)"
+    secret, model = found.groups()
+    if model is None:
+        return "/webhook/***"
+    if secret in secrets and BLOCK_NAME.fullmatch(model):
+        return f"/webhook/***/{model}"
+    return "/webhook/***/***"
+
+
+class RedactRequestPaths(logging.Filter):
+    """Rewrite uvicorn's log records so they show request paths as `loggable_path` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the message if it contains a webhook path; never drops a record."""
+        """Rewrite the path of an access record; replace any known secret elsewhere."""
+        known = frozenset(self.secrets)
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            # uvicorn's access record: (client, method, path with query, http version, status)
+            path = str(args[2]).partition("?")[0]
+            record.args = (args[0], args[1], loggable_path(path, known), args[3], args[4])
         message = record.getMessage()
-        redacted = _WEBHOOK_PATH.sub(r"\1***", message)
+        redacted = message
+        for secret in known:
+            redacted = redacted.replace(secret, "***")
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
 
 
-_REDACT = RedactWebhookSecret()
+_REDACT = RedactRequestPaths()
 
 
-def install_redaction() -> None:
-    """Redact webhook secrets in uvicorn's own log lines (access log included)."""
+def install_redaction(secret: str) -> None:
+    """Redact request paths and the secret in uvicorn's own log lines (access log included)."""
+    _REDACT.secrets.add(secret)
     for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
         log = logging.getLogger(name)
         if _REDACT not in log.filters:
             log.addFilter(_REDACT)
 
 
-def redact_path(path: str) -> str:
-    """The request path with the webhook secret replaced by ***."""
-    return _WEBHOOK_PATH.sub(r"\1***", path)
+# -- requests ------------------------------------------------------------------------------
 
 
 class PrefectUnavailable(RuntimeError):
     """Prefect's API could not create the run now; the caller should retry."""
 
 
-def _error(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+class ClientGone(Exception):
+    """The client closed the connection before its request was complete."""
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes (declared or actually sent)."""
-    declared = request.headers.get("content-length")
+def _error(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes (declared or actually sent).
+
+    Raises ClientGone when the client disconnects first. The caller bounds the time.
+    """
+    declared = _header(scope, b"content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise _BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def announce_round(model: str, hook: RoundWebhook) -> None:
-    """Emit numerai.round.opened for the model, which the "about to be missed" automations await.
+def round_opened(model: str, hook: RoundWebhook) -> Event | None:
+    """numerai.round.opened for the model, which the "about to be missed" automations await.
 
-    Only inside a round window: the label names the window, whose length sets the deadline.
+    Only inside a round window (None outside): the label names the window, whose length sets
+    the deadline.
     """
     window = window_at(dt.datetime.now(dt.UTC))
     if window is None:
-        return
+        return None
     resource = {
         "prefect.resource.id": f"numerai.model.{model}",
         "prefect.resource.name": model,
@@ -203,47 +335,126 @@ def announce_round(model: str, hook: RoundWebhook) -> None:
                 "prefect.resource.role": "round",
             }
         )
-    emit_event(
-        event="numerai.round.opened",
-        resource=resource,
-        related=related,
-        payload={"model": model, "round": hook.roundNumber, "trigger_id": hook.triggerId},
+    return Event.model_validate(
+        {
+            "event": "numerai.round.opened",
+            "resource": resource,
+            "related": related,
+            "payload": {"model": model, "round": hook.roundNumber, "trigger_id": hook.triggerId},
+        }
     )
 
 
 RECENT_TRIGGERS = 1024  # runs remembered per receiver process, by idempotency key
+# The status codes of create_flow_run responses seen by the current request's task: 201 for a
+# new run, 200 for an existing idempotency key. The client is shared, its hook is not per request.
+_create_statuses: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "create_statuses", default=None
+)
+
+
+async def _remember_create_status(response: httpx.Response) -> None:
+    statuses = _create_statuses.get()
+    if statuses is not None and response.request.url.path.endswith("/create_flow_run"):
+        statuses.append(response.status_code)
+
+
+class _Session:
+    """One Prefect client, and the gates in front of it, for one event loop.
+
+    A client per request costs a new connection pool and TLS context each time, and a burst of
+    first requests would each look the deployment up; one session shares all of that.
+    """
+
+    def __init__(self, settings: ReceiverSettings) -> None:
+        self.loop = asyncio.get_running_loop()
+        # Pinned to the URL the receiver started with: get_client() reads PREFECT_API_URL from
+        # a context-local settings object and would silently start an ephemeral server.
+        connections = settings.create_concurrency + 2
+        self.client = PrefectClient(
+            settings.prefect_api_url,
+            api_key=PREFECT_API_KEY.value(),
+            auth_string=PREFECT_API_AUTH_STRING.value(),
+            httpx_settings={
+                "timeout": httpx.Timeout(settings.prefect_timeout),
+                "limits": httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+                "event_hooks": {"response": [_remember_create_status]},
+            },
+        )
+        self.creates = asyncio.Semaphore(settings.create_concurrency)
+        self.lookup = asyncio.Lock()
+        self.started = False
+
+    async def start(self) -> PrefectClient:
+        if not self.started:
+            await self.client.__aenter__()
+            self.started = True
+        return self.client
+
+    async def close(self) -> None:
+        if self.started:
+            self.started = False
+            await self.client.__aexit__(None, None, None)
 
 
 class Receiver:
-    """The request handlers; holds the settings and the cached deployment id."""
+    """The request handlers; holds the settings, the Prefect session and recent triggers."""
 
     def __init__(self, settings: ReceiverSettings) -> None:
         self.settings = settings
         self._deployment_id: UUID | None = None
         self._secret = settings.secret.encode()
+        self._session: _Session | None = None
         # Repeated deliveries of one trigger wait for the first and reuse its run, instead of
         # racing to Prefect (its SQLite answers concurrent writes of one key with 503s).
         self._pending: dict[str, asyncio.Lock] = {}
         self._recent: OrderedDict[str, FlowRun] = OrderedDict()
 
-    async def health(self, request: Request) -> Response:
-        """Liveness: no secret, no Prefect call."""
-        return JSONResponse({"status": "ok"})
+    def session(self) -> _Session:
+        """This event loop's session (a new one if the loop changed, as it may under Lambda)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.loop is not loop:
+            self._session = _Session(self.settings)
+        return self._session
 
-    async def webhook(self, request: Request) -> Response:
-        """Check secret, model and body, then create (or find) the trigger's flow run."""
-        given = str(request.path_params["secret"]).encode()
-        if not hmac.compare_digest(given, self._secret):
+    async def close(self) -> None:
+        """Close the Prefect client (on the loop that opened it)."""
+        if self._session is not None and self._session.loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
+
+    def secret_matches(self, given: str) -> bool:
+        """Constant-time comparison with the secret."""
+        return hmac.compare_digest(given.encode("utf-8", "replace"), self._secret)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Response:
+        """The answer to one HTTP request (raises ClientGone if the client leaves first)."""
+        path, method = scope["path"], scope["method"]
+        if path == "/health":
+            if method not in ("GET", "HEAD"):
+                return PlainTextResponse("Method Not Allowed", 405, headers={"allow": "GET"})
+            return JSONResponse({"status": "ok"})
+        found = _WEBHOOK_ROUTE.fullmatch(path)
+        if found is None or not self.secret_matches(found[1]):
             return PlainTextResponse(_NOT_FOUND, status_code=404)
-        model: str | None = request.path_params.get("model")
+        if method != "POST":
+            return PlainTextResponse("Method Not Allowed", 405, headers={"allow": "POST"})
+        model: str | None = found[2]
         if model is not None and not BLOCK_NAME.fullmatch(model):
             return _error(
                 422, "model: must be a Prefect block name (lowercase letters, digits, dashes)"
             )
+        limit = self.settings.max_bytes
         try:
-            body = await _read_body(request, self.settings.max_bytes)
+            async with asyncio.timeout(self.settings.body_timeout):
+                body = await read_body(receive, scope, limit)
         except _BodyTooLarge:
-            return _error(413, f"body: larger than {self.settings.max_bytes} bytes")
+            return _error(413, f"body: larger than {limit} bytes", {"connection": "close"})
+        except TimeoutError:
+            timeout = self.settings.body_timeout
+            return _error(408, f"body: not received within {timeout:g} s", {"connection": "close"})
         try:
             hook = RoundWebhook.model_validate_json(body)
         except ValidationError as exc:
@@ -251,39 +462,56 @@ class Receiver:
         try:
             run, duplicate = await self.create_run(hook, model)
         except PrefectUnavailable as exc:
-            logger.warning("trigger %s for %s: %s", hook.triggerId, model or "all models", exc)
-            return _error(503, str(exc))
+            logger.warning(
+                "trigger not started: %s",
+                log_fields(trigger=hook.triggerId, model=model or "all", reason=str(exc)),
+            )
+            return _error(503, str(exc), {"retry-after": "5"})
         if model is not None and not duplicate:
-            announce_round(model, hook)
+            await self.announce(round_opened(model, hook))
         logger.info(
-            "trigger %s (round %s, %s%s): flow run %s %s%s",
-            *(hook.triggerId, hook.roundNumber, model or "all models"),
-            " test" if hook.isTest else "",
-            *(run.name, run.id, " (repeated delivery)" if duplicate else ""),
+            "trigger: %s",
+            log_fields(
+                trigger=hook.triggerId,
+                round=hook.roundNumber,
+                model=model or "all",
+                test=bool(hook.isTest),
+                flow_run=run.name,
+                flow_run_id=run.id,
+                repeated=duplicate,
+            ),
         )
         return JSONResponse(
             {"flow_run_id": str(run.id), "flow_run_name": run.name, "duplicate": duplicate}
         )
 
-    def _client(self, hook: Callable[[httpx.Response], Awaitable[None]]) -> PrefectClient:
-        # Same as get_client() but pinned to the URL the receiver started with: get_client()
-        # reads PREFECT_API_URL from a context-local settings object and would silently start an
-        # ephemeral server when it is unset.
-        return PrefectClient(
-            self.settings.prefect_api_url,
-            api_key=PREFECT_API_KEY.value(),
-            auth_string=PREFECT_API_AUTH_STRING.value(),
-            httpx_settings={
-                "timeout": httpx.Timeout(self.settings.prefect_timeout),
-                "event_hooks": {"response": [hook]},
-            },
-        )
+    async def announce(self, event: Event | None) -> None:
+        """Post an event through the receiver's own client (the run exists whatever happens).
 
-    async def _resolve_deployment(self, client: PrefectClient) -> UUID:
-        if self._deployment_id is None:
-            deployment = await client.read_deployment_by_name(self.settings.deployment)
-            self._deployment_id = deployment.id
-        return self._deployment_id
+        Not emit_event: its background worker follows the PREFECT_API_URL of the calling
+        context (without one it starts an ephemeral server, blocking the loop), and a Lambda
+        is frozen between invocations, which would strand a queued event.
+        """
+        if event is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.prefect_timeout):
+                client = await self.session().start()
+                answer = await client.request(
+                    "POST", "/events", json=[event.model_dump(mode="json")]
+                )
+                answer.raise_for_status()
+        except (TimeoutError, httpx.HTTPError, OSError) as exc:
+            logger.warning(
+                "event not sent: %s", log_fields(event=event.event, error=type(exc).__name__)
+            )
+
+    async def _resolve_deployment(self, session: _Session, client: PrefectClient) -> UUID:
+        async with session.lookup:  # one lookup, however many requests arrive at once
+            if self._deployment_id is None:
+                deployment = await client.read_deployment_by_name(self.settings.deployment)
+                self._deployment_id = deployment.id
+            return self._deployment_id
 
     async def create_run(self, hook: RoundWebhook, model: str | None) -> tuple[FlowRun, bool]:
         """The trigger's run: remembered, or created once (Prefect dedupes a repeated key too)."""
@@ -310,31 +538,28 @@ class Receiver:
         if model is not None:
             parameters["models"] = [model]
         statuses: list[int] = []
-
-        async def remember(response: httpx.Response) -> None:
-            # The server answers 201 for a new run and 200 for an existing idempotency key.
-            if response.request.url.path.endswith("/create_flow_run"):
-                statuses.append(response.status_code)
+        _create_statuses.set(statuses)  # this request's task only
+        session = self.session()
 
         async def create(client: PrefectClient) -> FlowRun:
-            deployment_id = await self._resolve_deployment(client)
+            deployment_id = await self._resolve_deployment(session, client)
             return await client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=key, tags=[WEBHOOK_TAG]
             )
 
         name = self.settings.deployment
         try:
-            # One deadline for everything: Prefect's client retries timeouts and 5xx with
-            # backoff for far longer than a webhook caller waits.
-            async with asyncio.timeout(self.settings.prefect_timeout):
-                async with self._client(remember) as client:
-                    try:
-                        run = await create(client)
-                    except PrefectHTTPStatusError as exc:
-                        if exc.response.status_code != 404:
-                            raise
-                        self._deployment_id = None  # deleted and re-created: look it up again
-                        run = await create(client)
+            # One deadline for everything, the wait for a turn included: Prefect's client
+            # retries timeouts and 5xx with backoff for far longer than a webhook caller waits.
+            async with asyncio.timeout(self.settings.prefect_timeout), session.creates:
+                client = await session.start()
+                try:
+                    run = await create(client)
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 404:
+                        raise
+                    self._deployment_id = None  # deleted and re-created: look it up again
+                    run = await create(client)
         except ObjectNotFound as exc:
             raise PrefectUnavailable(
                 f"deployment {name!r} not found on the Prefect API: run `prefect deploy`, "
@@ -356,19 +581,27 @@ class Receiver:
         return run, statuses[-1:] == [200]
 
 
-class AccessLog:
-    """ASGI middleware: one log line per request, the webhook secret redacted."""
+class ReceiverApp:
+    """The ASGI app: exact routes, limits, and one structured access line per request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, settings: ReceiverSettings) -> None:
+        self.settings = settings
+        self.receiver = Receiver(settings)
+        self._secrets = frozenset({settings.secret})
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request through and log method, redacted path, status and duration."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        """Serve one HTTP request (or the lifespan); other protocols are closed."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
             return
-        start = time.perf_counter()
-        status = 500
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        status: int | None = None
 
         async def send_and_remember(message: Message) -> None:
             nonlocal status
@@ -376,38 +609,63 @@ class AccessLog:
                 status = message["status"]
             await send(message)
 
+        outcome = "answered"
         try:
-            await self.app(scope, receive, send_and_remember)
+            if self.in_flight >= self.settings.max_in_flight:
+                response: Response = _error(
+                    503, "busy: too many requests at once, retry later", {"retry-after": "1"}
+                )
+            else:
+                self.in_flight += 1
+                try:
+                    response = await self.receiver.handle(scope, receive)
+                finally:
+                    self.in_flight -= 1
+            await response(scope, receive, send_and_remember)
+        except ClientGone:
+            outcome = "client left before its body was complete"
+        except Exception as exc:
+            outcome = f"failed: {type(exc).__name__}"
+            logger.exception("request failed: %s", log_fields(error=type(exc).__name__))
+            if status is None:
+                await _error(500, "internal error")(scope, receive, send_and_remember)
         finally:
+            client = scope.get("client")
             access_logger.info(
-                '%s "%s %s" %s %.0f ms',
-                *(scope["client"][0] if scope.get("client") else "-", scope["method"]),
-                *(redact_path(scope["path"]), status, (time.perf_counter() - start) * 1000),
+                "%s",
+                log_fields(
+                    client=client[0] if client else None,
+                    method=scope.get("method"),
+                    path=loggable_path(scope.get("path", ""), self._secrets),
+                    status=status,
+                    ms=f"{(time.perf_counter() - started) * 1000:.0f}",
+                    outcome=outcome,
+                ),
             )
 
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.receiver.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
-def create_app(settings: ReceiverSettings | None = None) -> Starlette:
+
+def create_app(settings: ReceiverSettings | None = None) -> ReceiverApp:
     """The receiver's ASGI app (settings from the environment when not given)."""
     settings = settings or ReceiverSettings.from_env()
-    install_redaction()
-    receiver = Receiver(settings)
-    app = Starlette(
-        routes=[
-            Route("/health", receiver.health, methods=["GET"]),
-            Route("/webhook/{secret}", receiver.webhook, methods=["POST"]),
-            Route("/webhook/{secret}/{model}", receiver.webhook, methods=["POST"]),
-        ]
-    )
-    app.add_middleware(AccessLog)
-    app.state.receiver = receiver
-    return app
+    install_redaction(settings.secret)
+    return ReceiverApp(settings)
 
 
 class _LazyApp:
     """`uvicorn deployments.receiver:app`: builds the app from the environment at startup."""
 
     def __init__(self) -> None:
-        self._app: Starlette | None = None
+        self._app: ReceiverApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Build on lifespan startup (a bad environment stops the server), then delegate."""
@@ -420,6 +678,7 @@ class _LazyApp:
                 return
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
+            await self._app.receiver.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if self._app is None:  # served with lifespan off
@@ -430,8 +689,20 @@ class _LazyApp:
 app = _LazyApp()
 
 
+def uvicorn_limits(settings: ReceiverSettings) -> dict[str, Any]:
+    """uvicorn's own limits in front of the app's: connections, idle keep-alive, header size."""
+    return {
+        # Connections and requests at once, counted by uvicorn before the app sees a request
+        # (a client that never finishes its headers holds one until the limit answers 503).
+        "limit_concurrency": settings.max_in_flight + 20,
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 16 * 1024,  # request line and headers
+        "server_header": False,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve the receiver with uvicorn (uvicorn's access log off: it would print the secret)."""
+    """Serve the receiver with uvicorn (uvicorn's access log off: the app logs each request)."""
     parser = argparse.ArgumentParser(prog="python -m deployments.receiver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
@@ -445,8 +716,13 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         parser.exit(2, f"receiver not started: {exc}\n")
     logger.info(
-        "receiver for deployment %s on %s:%s (Prefect API %s)",
-        *(settings.deployment, args.host, args.port, settings.prefect_api_url),
+        "receiver: %s",
+        log_fields(
+            deployment=settings.deployment,
+            host=args.host,
+            port=args.port,
+            prefect_api=re.sub(r"//[^/@]*@", "//", settings.prefect_api_url),  # no credentials
+        ),
     )
     uvicorn.run(
         create_app(settings),
@@ -455,7 +731,8 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         log_config=None,
         log_level=args.log_level,
-        lifespan="off",
+        lifespan="on",
+        **uvicorn_limits(settings),
     )
 
 

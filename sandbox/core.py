@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
+import pandas as pd
 import uvicorn
 from graphql import GraphQLError, OperationDefinitionNode, graphql_sync, parse
 from graphql.language import FieldNode
@@ -33,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from sandbox.data import (
     FILES,
+    LIVE_FILES,
     VERSIONS,
     DataSize,
     DataStore,
@@ -41,6 +43,7 @@ from sandbox.data import (
     resolve_size,
 )
 from sandbox.schema import SCHEMA, Resolvers, field_resolver
+from sandbox.submissions import SubmissionRefused, check_classic, check_tickers
 
 logger = logging.getLogger(__name__)
 
@@ -362,27 +365,56 @@ class Sandbox:
 
     # -- operations used by the resolvers ---------------------------------------------
 
+    def round_for_data(self, tournament: int, round_number: int | None) -> int:
+        """The round whose data a request means: the given one, which must exist, or the latest.
+
+        Numerai serves data only for rounds it has opened; asking for another is an error.
+        """
+        with self._lock:
+            numbers = {r.number for r in self._rounds if r.tournament == tournament}
+            latest = self.latest_round(tournament)
+        if round_number is None:
+            if latest is None:
+                raise GraphQLError(f"No round of tournament {tournament} has opened yet")
+            return latest.number
+        if round_number not in numbers:
+            raise GraphQLError(f"Round {round_number} of tournament {tournament} does not exist")
+        return round_number
+
     def presign(self, filename: str, round_number: int | None) -> str:
         """Presigned GET URL for `version/file` of a round (default: the latest round)."""
         ticker_file = parse_ticker_dataset(filename)
         if ticker_file is not None:
             tournament, _, name = ticker_file
-            if round_number is None:
-                cur = self.latest_round(tournament)
-                round_number = cur.number if cur else FIRST_ROUND
-            path = self.tickers.path(tournament, name, round_number)
+            number = self.round_for_data(tournament, round_number)
+            path = self.tickers.path(tournament, name, number)
         else:
             version, _, name = filename.partition("/")
             if version not in self.versions or name not in FILES:
                 raise GraphQLError(f"Dataset not found: {filename}")
-            if round_number is None:
-                cur = self.current_round
-                round_number = cur.number if cur else FIRST_ROUND
-            path = self.store.path(version, name, round_number)
+            if name in LIVE_FILES or round_number is not None:
+                number = self.round_for_data(8, round_number)
+            else:  # the same for every round: served before the first round opens too
+                number = FIRST_ROUND
+            path = self.store.path(version, name, number)
         token = secrets.token_urlsafe(16)
         with self._lock:
             self._files[token] = path
         return f"{self.base_url}/files/{token}"
+
+    def check_upload(self, data: bytes, tournament: int, round_number: int) -> None:
+        """Refuse a file that Numerai would refuse for this round (GraphQL error naming why)."""
+        try:
+            if tournament == 8:
+                live = self.store.path(self.data_version, "live.parquet", round_number)
+                ids = pd.read_parquet(live, columns=["era"]).index.astype(str)
+                check_classic(data, ids)
+            else:
+                name = "live.parquet" if tournament == 11 else "live_universe.parquet"
+                universe = pd.read_parquet(self.tickers.path(tournament, name, round_number))
+                check_tickers(data, tournament, universe)
+        except SubmissionRefused as exc:
+            raise GraphQLError(str(exc)) from exc
 
     def upload_auth(self, model_id: str, filename: str) -> dict[str, str]:
         """Presigned PUT URL; the latest auth per (model, filename) is what create uses."""
@@ -419,6 +451,7 @@ class Sandbox:
                 if not started:
                     raise GraphQLError("Current round not open for submissions")
                 rnd = started[-1]
+            self.check_upload(self._stored[token], tournament, rnd.number)
             del self._pending[(model_id, filename)]
             rec = SubmissionRecord(
                 id=str(uuid.uuid4()),

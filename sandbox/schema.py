@@ -212,6 +212,8 @@ class Resolvers:
         self, info: GraphQLResolveInfo, round: int | None = None, tournament: int | None = None
     ) -> list[str]:
         """The tournament's dataset names (Classic when no tournament is given)."""
+        if round is not None:
+            self.sb.round_for_data(8 if tournament is None else tournament, round)
         if tournament not in (None, 8):
             return ticker_dataset_names(tournament)
         return dataset_names(tuple(sorted({*VERSIONS, self.sb.data_version})))

@@ -39,10 +39,17 @@ def deployment_id(prefect_server: str) -> Iterator[UUID]:
 
 def runs_of(deployment_id: UUID, trigger_id: str | None = None) -> list[FlowRun]:
     """Flow runs of the deployment (those carrying `trigger_id`, when given)."""
+    runs: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
+        while True:  # every page: the module's tests create hundreds of runs
+            page = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                limit=200,
+                offset=len(runs),
+            )
+            runs += page
+            if len(page) < 200:
+                break
     return [r for r in runs if trigger_id is None or r.parameters.get("trigger_id") == trigger_id]
 
 

@@ -112,17 +112,45 @@ def test_same_trigger_for_two_models_makes_two_runs(
 # -- refusing requests ---------------------------------------------------------------------
 
 
-def test_wrong_or_missing_secret_is_404_and_creates_nothing(
+def near_misses(secret: str) -> list[str]:
+    """Paths that almost match a webhook route: each must be 404, none may be logged."""
+    wrong = secret[:-1] + ("a" if secret[-1] != "a" else "b")
+    return [
+        f"/webhook/{wrong}",
+        f"/webhook/{wrong}/alpha",
+        "/webhook/",
+        "/webhook",
+        f"/webhook/{secret[:10]}",
+        f"/webhook/%C3%A9{secret}",
+        f"/webhook/{secret}x",
+        f"/webhook/{secret}/",  # trailing slash: no redirect, not even with the right secret
+        f"/webhook/{secret}/alpha/",
+        f"/webhook/{secret}/alpha/extra",
+        f"//webhook/{secret}",
+        f"/webhook//{secret}",
+        f"/WEBHOOK/{secret}",
+        f"/webhooks/{secret}",
+        f"/{secret}",
+        f"/webhook/x/{secret}",
+        f"/health/{secret}",
+        f"/webhook;{secret}",
+        f"/webhook/{secret};alpha",
+        f"/webhook/{secret} ".replace(" ", "%20"),
+    ]
+
+
+def test_wrong_secret_or_near_miss_path_is_404_and_creates_nothing(
     receiver: str, webhook_secret: str, deployment_id: UUID
 ) -> None:
     before = len(runs_of(deployment_id))
-    wrong = webhook_secret[:-1] + ("a" if webhook_secret[-1] != "a" else "b")
     body = {"triggerId": _trigger()}
-    for path in (f"/webhook/{wrong}", f"/webhook/{wrong}/alpha", "/webhook/", "/webhook"):
-        response = _post(receiver + path, body)
-        assert (response.status_code, response.text) == (404, "Not Found"), path
-    assert _post(f"{receiver}/webhook/{webhook_secret[:10]}", body).status_code == 404
-    assert _post(f"{receiver}/webhook/%C3%A9{webhook_secret}", body).status_code == 404
+    for path in near_misses(webhook_secret):
+        for method in ("POST", "GET", "PUT"):
+            response = httpx.request(
+                method, receiver + path, json=body, timeout=10, follow_redirects=False
+            )
+            assert (response.status_code, response.text) == (404, "Not Found"), (method, path)
+            assert "location" not in response.headers
     assert len(runs_of(deployment_id)) == before
 
 
@@ -131,21 +159,50 @@ def test_wrong_or_missing_secret_is_404_and_creates_nothing(
     [
         (b"not json", "Invalid JSON"),
         (b"", "Invalid JSON"),
+        (b"\xff\xfe{}", "Invalid JSON"),
         (b"{}", "triggerId: Field required"),
         (b"[1, 2]", "body: Input should be an object"),
         (b'{"triggerId": 123}', "triggerId: Input should be a valid string"),
-        (b'{"triggerId": ""}', "triggerId: String should have at least 1 character"),
-        (json.dumps({"triggerId": "x" * 201}).encode(), "at most 200 characters"),
+        (b'{"triggerId": ""}', "triggerId: must be 1 to 128 characters"),
+        (b'{"triggerId": " "}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "abc\\ndef"}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "abc\\r\\n2026 INFO forged"}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "a\\u001b[31mred"}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "a\\u0000b"}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "a b"}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "caf\\u00e9"}', "triggerId: must be 1 to 128"),
+        (b'{"triggerId": "-leading-dash"}', "starting with a letter or digit"),
+        (json.dumps({"triggerId": "x" * 129}).encode(), "triggerId: must be 1 to 128"),
         (b'{"triggerId": "t", "roundNumber": "soon"}', "roundNumber: Input should be a valid"),
+        (b'{"triggerId": "t", "roundNumber": "1000"}', "roundNumber: Input should be a valid"),
+        (b'{"triggerId": "t", "roundNumber": 1000.0}', "roundNumber: Input should be a valid"),
+        (b'{"triggerId": "t", "roundNumber": true}', "roundNumber: Input should be a valid"),
+        (b'{"triggerId": "t", "roundNumber": 0}', "roundNumber: Input should be greater"),
         (b'{"triggerId": "t", "isTest": "perhaps"}', "isTest: Input should be a valid boolean"),
+        (b'{"triggerId": "t", "isTest": "true"}', "isTest: Input should be a valid boolean"),
+        (b'{"triggerId": "t", "isTest": 1}', "isTest: Input should be a valid boolean"),
+        (b'{"triggerId": "t", "dataVersion": 5.3}', "dataVersion: Input should be a valid"),
+        (b'{"triggerId": "t", "dataVersion": "v5\\n"}', "dataVersion: must be a data version"),
     ],
 )
 def test_invalid_body_is_422_with_the_reason(
-    receiver: str, webhook_secret: str, content: bytes, reason: str
+    receiver: str, webhook_secret: str, deployment_id: UUID, content: bytes, reason: str
 ) -> None:
+    before = len(runs_of(deployment_id))
     response = _post(f"{receiver}/webhook/{webhook_secret}/alpha", content=content)
     assert response.status_code == 422
     assert reason in response.json()["detail"]
+    assert len(runs_of(deployment_id)) == before
+
+
+def test_trigger_id_alphabet_accepts_what_numerai_sends(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    for trigger in (str(uuid.uuid4()), "x" * 128, "round:1000.test_trigger-1"):
+        response = _post(f"{receiver}/webhook/{webhook_secret}/alpha", {"triggerId": trigger})
+        assert response.status_code == 200, response.text
+        (run,) = runs_of(deployment_id, trigger)
+        assert run.parameters["trigger_id"] == trigger
 
 
 def test_invalid_model_name_is_422(receiver: str, webhook_secret: str) -> None:
@@ -184,6 +241,9 @@ def test_only_post(receiver: str, webhook_secret: str) -> None:
         url = f"{receiver}/webhook/{webhook_secret}/alpha"
         assert httpx.request(method, url, timeout=5).status_code == 405, method
         assert httpx.request(method, f"{receiver}/webhook/{webhook_secret}").status_code == 405
+        # With a wrong secret the route does not exist at all.
+        wrong = f"{receiver}/webhook/{'w' * 40}"
+        assert httpx.request(method, wrong, timeout=5).status_code == 404, method
     assert httpx.post(f"{receiver}/health", timeout=5).status_code == 405
 
 
@@ -264,8 +324,9 @@ def test_secret_never_logged(
     try:
         _post(f"{receiver}/webhook/{webhook_secret}/alpha", {"triggerId": _trigger()})
         _post(f"{receiver}/webhook/{webhook_secret}", content=b"nope")
-        _post(f"{receiver}/webhook/{webhook_secret}x", {"triggerId": "t"})
         httpx.get(f"{receiver}/webhook/{webhook_secret}", timeout=5)
+        for path in near_misses(webhook_secret):
+            _post(receiver + path + f"?q={webhook_secret}", {"triggerId": "t"})
         time.sleep(0.2)  # access log lines are written after the response
     finally:
         for name in ("uvicorn.access", "uvicorn.error"):
@@ -277,10 +338,13 @@ def test_secret_never_logged(
     messages = [r.getMessage() for r in records]
     assert {r.name for r in records} >= {"uvicorn.access", "deployments.receiver.access"}
     assert sum("/webhook/***/alpha" in m for m in messages) >= 2  # ours and uvicorn's line
-    assert [m for m in messages if webhook_secret in m] == []
-    assert all(webhook_secret not in (r.exc_text or "") for r in records)
+    assert sum("other path" in m for m in messages) >= 2 * 15
+    # Not the secret, nor any 10 characters of it, in any message or traceback.
+    pieces = {webhook_secret[i : i + 10] for i in range(len(webhook_secret) - 9)}
+    logged = "\n".join(messages + [r.exc_text or "" for r in records])
+    assert [p for p in pieces if p in logged] == []
     out, err = capfd.readouterr()  # Prefect's console handler on "uvicorn" writes to stderr
-    assert webhook_secret not in out + err
+    assert [p for p in pieces if p in out + err] == []
 
 
 def test_settings_from_env() -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model import InvalidSubmission, ensure_valid, validate_submission
 
@@ -114,3 +116,71 @@ def test_invalid_submission_pickles(good_submission: pd.DataFrame, live_ids: pd.
     copy = pickle.loads(pickle.dumps(info.value))  # noqa: S301 (our own bytes)
     assert str(copy) == str(info.value)
     assert copy.result.failed_checks == ["empty"]
+
+
+# -- properties -----------------------------------------------------------------------------
+
+PROPERTY = settings(deadline=None, database=None, max_examples=40)
+LIVE = pd.Index([f"n{i:015x}" for i in range(40)], name="id")
+
+
+def _frame(ids: list[str], values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"id": ids, "prediction": np.asarray(values, dtype="float64")})
+
+
+def _spread(n: int) -> st.SearchStrategy[list[float]]:
+    """n values within [0, 1] that are not all (nearly) the same."""
+    values = st.lists(st.floats(0, 1), min_size=n, max_size=n)
+    return values.filter(lambda v: float(np.std(v, ddof=1)) > 1e-6)
+
+
+@PROPERTY
+@given(values=_spread(len(LIVE)), order=st.permutations(range(len(LIVE))))
+def test_every_live_id_once_with_values_in_range_passes_in_any_order(
+    values: list[float], order: list[int]
+) -> None:
+    frame = _frame(list(LIVE), values).iloc[order].reset_index(drop=True)
+    result = validate_submission(frame, LIVE)
+    assert result.ok, result.summary()
+
+
+@PROPERTY
+@given(
+    values=_spread(len(LIVE)),
+    rows=st.sets(st.integers(0, len(LIVE) - 1), min_size=1, max_size=5),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf, -0.5, 1.5, 7.0, -1e-3, 1 + 1e-3]),
+)
+def test_any_bad_value_anywhere_is_refused_by_name(
+    values: list[float], rows: set[int], bad: float
+) -> None:
+    for row in rows:
+        values[row] = bad
+    result = validate_submission(_frame(list(LIVE), values), LIVE)
+    expected = (
+        "nan_predictions"
+        if np.isnan(bad)
+        else "infinite_predictions"
+        if np.isinf(bad)
+        else "out_of_range"
+    )
+    assert expected in result.failed_checks, result.summary()
+
+
+@PROPERTY
+@given(
+    values=_spread(len(LIVE)),
+    dropped=st.sets(st.integers(0, len(LIVE) - 1), min_size=1, max_size=len(LIVE) - 2),
+    extra=st.lists(st.from_regex(r"\An[0-9a-f]{15}x\Z", fullmatch=True), max_size=3, unique=True),
+    repeated=st.sets(st.integers(0, len(LIVE) - 1), max_size=3),
+)
+def test_missing_unknown_or_repeated_ids_are_refused_by_name(
+    values: list[float], dropped: set[int], extra: list[str], repeated: set[int]
+) -> None:
+    keep = [i for i in range(len(LIVE)) if i not in dropped]
+    ids = [LIVE[i] for i in keep] + extra + [LIVE[i] for i in repeated if i in keep]
+    preds = [values[i] for i in keep] + [0.5] * len(extra)
+    preds += [values[i] for i in repeated if i in keep]
+    result = validate_submission(_frame(ids, preds), LIVE)
+    assert "missing_ids" in result.failed_checks
+    assert ("extra_ids" in result.failed_checks) == bool(extra)
+    assert ("duplicate_ids" in result.failed_checks) == any(i in keep for i in repeated)

@@ -13,6 +13,8 @@ import requests
 
 from sandbox import Fault, Sandbox
 
+from .conftest import valid_predictions
+
 ROUND_QUERY = {"query": "{ rounds(tournament: 8, number: 0) { number } }"}
 
 
@@ -106,7 +108,7 @@ def test_corrupt_download(sandbox: Sandbox, numerai: numerapi.NumerAPI, tmp_path
 
 def test_drop_upload_fails_create_submission(sandbox: Sandbox, numerai: numerapi.NumerAPI) -> None:
     sandbox.inject(Fault("drop_upload"))
-    preds = pd.DataFrame({"id": ["n000000000000001", "n000000000000002"], "prediction": [0.1, 0.9]})
+    preds = valid_predictions(sandbox)
     with pytest.raises(ValueError, match=r"File not found: predictions\.csv"):
         numerai.upload_predictions(df=preds, model_id=sandbox.models["alpha"])
     assert len(sandbox.uploads) == 1

@@ -48,7 +48,7 @@ def test_crypto_universe_and_generic_upload_with_tournament_12(
             "crypto/v1.0/live_universe.parquet", str(tmp_path / "u.parquet")
         )
         symbols = pd.read_parquet(path)["symbol"]
-        frame = pd.DataFrame({"symbol": symbols, "signal": 0.5})
+        frame = pd.DataFrame({"symbol": symbols, "signal": (symbols.index + 1) / len(symbols)})
         api.upload_predictions(df=frame, model_id=model_id)
         # A Classic round is open too, but a Crypto model's submission is in Crypto's round.
         assert numerapi.NumerAPI().get_current_round() == 1000
