@@ -143,7 +143,7 @@ async def _deliver_at_once(url: str, triggers: list[str]) -> list[tuple[int, flo
 
 def _runs_per_trigger(api_url: str, triggers: list[str]) -> dict[str, int]:
     """How many runs of the burst deployment carry each trigger id."""
-    from deployments.receiver import WEBHOOK_TAG
+    from model.names import WEBHOOK_TAG
 
     counts = dict.fromkeys(triggers, 0)
     with SyncPrefectClient(api_url) as prefect:
@@ -294,7 +294,7 @@ def find_webhook_run(prefect: SyncPrefectClient, trigger_id: str, timeout: float
 
     Polled, and never the first page of every run: the latency runs alone are thousands.
     """
-    from deployments.receiver import WEBHOOK_TAG
+    from model.names import WEBHOOK_TAG
 
     deployment = prefect.read_deployment_by_name(ROUND)
     deadline = time.monotonic() + timeout

@@ -40,6 +40,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from model.names import WEBHOOK_TAG, model_resource_id, round_resource_id, trigger_key
 from model.schedule import window_at
 
 logger = logging.getLogger("deployments.receiver")  # also under `python -m`
@@ -49,7 +50,6 @@ MIN_SECRET_LENGTH = 32
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 _SECRET_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved URL characters: one path segment
 BLOCK_NAME = re.compile(r"[a-z0-9-]{1,100}")  # Prefect block names
-WEBHOOK_TAG = "numerai-webhook"
 _NOT_FOUND = "Not Found"  # the body of any unknown path: a wrong secret looks the same
 # Numerai's trigger ids are UUIDs (what triggerModelWebhook returns). The alphabet is a little
 # wider (a token of letters, digits and . _ : -) so that another id scheme still passes, while a
@@ -322,7 +322,7 @@ def round_opened(model: str, hook: RoundWebhook) -> Event | None:
     if window is None:
         return None
     resource = {
-        "prefect.resource.id": f"numerai.model.{model}",
+        "prefect.resource.id": model_resource_id(model),
         "prefect.resource.name": model,
         "numerai.window": window.name,
     }
@@ -331,7 +331,7 @@ def round_opened(model: str, hook: RoundWebhook) -> Event | None:
         resource["numerai.round"] = str(hook.roundNumber)
         related.append(
             {
-                "prefect.resource.id": f"numerai.round.{hook.roundNumber}",
+                "prefect.resource.id": round_resource_id(hook.roundNumber),
                 "prefect.resource.role": "round",
             }
         )
@@ -515,7 +515,7 @@ class Receiver:
 
     async def create_run(self, hook: RoundWebhook, model: str | None) -> tuple[FlowRun, bool]:
         """The trigger's run: remembered, or created once (Prefect dedupes a repeated key too)."""
-        key = f"numerai-trigger-{model or 'all'}-{hook.triggerId}"
+        key = trigger_key(model, hook.triggerId)
         lock = self._pending.setdefault(key, asyncio.Lock())
         try:
             async with lock:
