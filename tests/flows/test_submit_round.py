@@ -181,15 +181,53 @@ def test_unknown_model_name_fails_that_model_only(open_round: Round) -> None:
     assert len(round_submissions(open_round, "alpha")) == 1
 
 
-def test_parameters_stored_on_runs_carry_no_secret(open_round: Round) -> None:
+def test_no_credential_in_parameters_task_runs_logs_artifacts_or_events(
+    open_round: Round, prefect_server: str
+) -> None:
+    """Neither the public id nor the secret key reaches anything the server stores."""
+    import httpx
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
     alpha = open_round.save_model("alpha")
-    state = open_round.run([alpha])
-    assert state.is_completed(), state.message
+    beta = open_round.save_model("beta", broken)  # a failure's messages too
+    state = open_round.run([alpha, beta], trigger_id="t-secret-check")
+    assert state.is_failed(), state.message
+    run_id = state.state_details.flow_run_id
+    credentials = (open_round.sandbox.public_id, open_round.sandbox.secret_key)
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs()
-    assert runs
-    for run in runs:
-        assert open_round.sandbox.secret_key not in str(run.parameters)
+        this_run = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        stored = [
+            client.read_flow_runs(flow_run_filter=this_run),
+            client.read_task_runs(flow_run_filter=this_run),
+            client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))),
+            client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))),
+        ]  # fmt: skip
+    page = httpx.post(
+        f"{prefect_server}/events/filter",
+        json={"filter": {"any_resource": {"id": [f"prefect.flow-run.{run_id}"]}}, "limit": 50},
+    )
+    events = []
+    while True:
+        page.raise_for_status()
+        events += page.json()["events"]
+        if not page.json().get("next_page"):
+            break
+        page = httpx.get(page.json()["next_page"])
+    assert events, "the run's events"
+    assert stored[1] and stored[2] and stored[3], "the run's task runs, logs and artifacts"
+    for what, found in zip(("flow runs", "task runs", "logs", "artifacts"), stored, strict=True):
+        text = " ".join(item.model_dump_json() for item in found)  # type: ignore[attr-defined]
+        for value in credentials:
+            assert value not in text, f"a credential in the run's {what}"
+    for value in credentials:
+        assert value not in json.dumps(events), "a credential in the run's events"
 
 
 def _events(api_url: str, prefix: str, names: set[str], expected: int) -> list[dict]:
