@@ -196,37 +196,30 @@ class Bench:
 # The flow's tasks, by what they do (the rest of a run's time is Prefect's own bookkeeping).
 WORK_OF_TASK = {
     "download_live_data": "download_s",
+    "read_live_frames": "predict_s",
     "prepare_submission": "predict_s",
     "publish_round_report": "reports_s",
     "update_model_histories": "reports_s",
 }
+# A model's submit-model task holds its other tasks: counted through them, not itself.
+CONTAINER_TASKS = {"submit_model"}
 
 
 def flow_work(client: Any, run_id: Any) -> dict[str, float]:
-    """Seconds the run and its model runs spent in their tasks, by kind; other Numerai calls
-    (round, version, account, lookup, upload, verify) as api_s."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-        TaskRunFilter,
-        TaskRunFilterFlowRunId,
-    )
+    """Seconds the run spent in its tasks, by kind; other Numerai calls (round, version,
+    account, lookup, upload, verify) as api_s."""
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
-    children = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
-        )
-    )
-    runs = [run_id, *(child.id for child in children)]
     tasks = client.read_task_runs(
-        task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=runs)), limit=200
+        task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id])),
+        limit=200,
     )
-    subflow_tasks = {child.parent_task_run_id for child in children}
     work = dict.fromkeys(["download_s", "predict_s", "api_s", "reports_s"], 0.0)
     for task in tasks:
-        if task.id in subflow_tasks or not (task.start_time and task.end_time):
+        kind_of = task.task_key.rsplit("-", 1)[0]
+        if kind_of in CONTAINER_TASKS or not (task.start_time and task.end_time):
             continue
-        kind = WORK_OF_TASK.get(task.task_key.rsplit("-", 1)[0], "api_s")
+        kind = WORK_OF_TASK.get(kind_of, "api_s")
         work[kind] += (task.end_time - task.start_time).total_seconds()
     return work
 
