@@ -6,6 +6,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from model.names import model_block_name
+from model.sizes import check_size
 from model.tournaments import tournament as find_tournament
 
 from .client import CLASSIC, NumeraiAPI
@@ -88,6 +89,13 @@ class NumeraiModel(Block):
             "gives a Model Upload."
         ),
     )
+    size: str | None = Field(
+        default=None,
+        description=(
+            "Optional task size (numerai-cli's presets: mem-lg, cpu-md, ...): the model then "
+            "runs in a round run of its own size group. Empty: in the round run itself."
+        ),
+    )
     tournament: int = Field(
         default=CLASSIC, description="The tournament: 8 Classic, 11 Signals, 12 Crypto."
     )
@@ -98,6 +106,12 @@ class NumeraiModel(Block):
             "argument (your own daily prices); empty: the second file the API lists, if any."
         ),
     )
+
+    @field_validator("size")
+    @classmethod
+    def _known_size(cls, value: str | None) -> str | None:
+        """A size must be one of the presets."""
+        return None if value is None else check_size(value)
 
     @field_validator("tournament", mode="before")
     @classmethod

@@ -412,10 +412,14 @@ def _save_model(entry: ModelEntry, predictor: Path, results: _Results, *, image:
         model_id=entry.model_id,
         predictor_path=stored,
         feature_set=entry.block_feature_set,
+        size=entry.size,
         tournament=entry.tournament_number,
         data_path=entry.data_path,
     )
-    fields = ("model_name", "model_id", "predictor_path", "feature_set", "tournament", "data_path")
+    fields = (
+        "model_name", "model_id", "predictor_path", "feature_set", "size", "tournament",
+        "data_path",
+    )  # fmt: skip
     existing = _load_model_block(block)
     if existing is not None and all(getattr(existing, f) == getattr(wanted, f) for f in fields):
         results.add("model block", block, "unchanged")

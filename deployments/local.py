@@ -32,6 +32,7 @@ class ModelEntry:
     predictor: str = "example"
     feature_set: str | None = None  # a pickle gets the whole live frame unless it says
     model_id: str | None = None
+    size: str | None = None  # a task size preset: the model runs in a size group of its own
     tournament: str = "classic"
     data_path: str | None = None
 
@@ -61,12 +62,20 @@ def read_models(path: Path) -> list[ModelEntry]:
     models = []
     for index, entry in enumerate(entries, 1):
         unknown = set(entry) - {
-            "name", "predictor", "feature_set", "model_id", "tournament", "data_path"
+            "name", "predictor", "feature_set", "model_id", "size", "tournament", "data_path"
         }  # fmt: skip
         if unknown or "name" not in entry:
             raise SystemExit(
                 f"{path}: model #{index}: needs 'name'; unknown keys {sorted(unknown)}"
             )
+        if "size" in entry:
+            from model.sizes import SIZES
+
+            if entry["size"] not in SIZES:
+                raise SystemExit(
+                    f"{path}: model {entry['name']!r}: unknown size {entry['size']!r}; "
+                    f"one of {', '.join(SIZES)}"
+                )
         models.append(ModelEntry(**entry))
     return models
 
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_id=entry.model_id,
                 predictor_path=str(predictor),
                 feature_set=entry.block_feature_set,
+                size=entry.size,
                 tournament=entry.tournament_number,
                 data_path=entry.data_path,
             )

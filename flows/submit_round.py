@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.futures import PrefectFutureList
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
 from model.names import ROUND_FLOW, round_run_name
+from model.sizes import size_job_variables
 from model.tournaments import CLASSIC, tournament
 
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
@@ -62,8 +65,8 @@ def load_credentials(block_name: str) -> NumeraiCredentials:
         ) from missing
 
 
-def load_model_configs(names: list[str] | None) -> list[NumeraiModel]:
-    """The named model blocks, or every saved one."""
+def load_model_configs(names: list[str] | None) -> dict[str, NumeraiModel]:
+    """The named model blocks, or every saved one, by block name."""
     if not names:
         with get_client(sync_client=True) as client:
             try:
@@ -73,7 +76,7 @@ def load_model_configs(names: list[str] | None) -> list[NumeraiModel]:
                     raise
                 documents = []
         names = [doc.name for doc in documents if doc.name]
-    return [cast(NumeraiModel, NumeraiModel.load(name)) for name in names]
+    return {name: cast(NumeraiModel, NumeraiModel.load(name)) for name in names}
 
 
 def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
@@ -87,13 +90,13 @@ def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
     return rows
 
 
-def _name_round_run(round_number: int) -> None:
-    """Rename this run round-N once the round is known (its number is not a parameter)."""
+def _name_round_run(round_number: int, size: str | None) -> None:
+    """Rename this run round-N (round-N-SIZE for a size group) once the round is known."""
     run_id = flow_run.get_id()
     if run_id is None:
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run(UUID(run_id), name=round_run_name(round_number))
+        client.update_flow_run(UUID(run_id), name=round_run_name(round_number, size))
 
 
 def run_models(
@@ -171,30 +174,91 @@ def _tournament_round(
     return run_models(group, credentials, round_info, frames, account, trigger_id, force)
 
 
-@flow(name=ROUND_FLOW)
-def submit_round(
-    models: list[str] | None = None,
-    credentials_block: str = "numerai",
-    trigger_id: str | None = None,
-    data_version: str | None = None,
-    data_dir: str = "data",
-    force: bool = False,
-) -> State[Any]:
-    """Submit the open round for every configured model; one model's failure spares the rest.
+@dataclass(frozen=True)
+class Placement:
+    """Where this run is: its deployment's work pool type and its own job variables."""
 
-    Each model is a submit-model task run named round-N-model, at most NUMERAI_MODEL_CONCURRENCY
-    (default 8) at once, and holds its model's concurrency slot while it works; live data is
-    downloaded, checked and read once.
+    deployment_id: UUID
+    pool_type: str
+    job_variables: dict[str, Any]
+
+    def runs_here(self, size: str) -> bool:
+        """Whether this run already has the size (a process pool has none to set)."""
+        wanted = size_job_variables(size, self.pool_type)
+        return bool(wanted) and wanted.items() <= self.job_variables.items()
+
+
+def placement() -> Placement | None:
+    """This run's deployment, pool type and job variables; None when not a deployment run."""
+    run_id, deployment_id = flow_run.get_id(), deployment.get_id()
+    if run_id is None or deployment_id is None:
+        return None
+    with get_client(sync_client=True) as client:
+        stored = client.read_deployment(UUID(deployment_id))
+        run = client.read_flow_run(UUID(run_id))
+        if stored.work_pool_name is None:
+            return None
+        pool_type = client.read_work_pool(stored.work_pool_name).type
+    variables = {**(stored.job_variables or {}), **(run.job_variables or {})}
+    return Placement(UUID(deployment_id), pool_type, variables)
+
+
+def split_by_size(
+    configs: dict[str, NumeraiModel], run_size: str | None, where: Placement | None
+) -> tuple[dict[str, NumeraiModel], dict[str, list[str]]]:
+    """The models this run submits, and the other size groups' block names by size.
+
+    A model without a size, or of the size this run was started for, runs here; so does every
+    model of a run outside a deployment (there is no size to start). Any other size runs in a
+    run of its own, so that its memory kill leaves the others alone.
     """
+    here: dict[str, NumeraiModel] = {}
+    groups: dict[str, list[str]] = {}
+    for name, config in configs.items():
+        if where is None or config.size in (None, run_size) or where.runs_here(config.size):
+            here[name] = config
+        else:
+            groups.setdefault(config.size, []).append(name)
+    return here, groups
+
+
+def start_size_runs(
+    where: Placement, groups: dict[str, list[str]], parameters: dict[str, Any]
+) -> dict[str, FlowRun]:
+    """One run of this deployment per size group, with that size's job variables."""
+    run_id = flow_run.get_id()
+    started = {}
+    for size, names in groups.items():
+        started[size] = cast(
+            FlowRun,
+            run_deployment(
+                where.deployment_id,
+                parameters={**parameters, "models": names, "size": size},
+                job_variables=size_job_variables(size, where.pool_type),
+                idempotency_key=f"{run_id}-{size}",  # a retried round run starts each group once
+                tags=[f"size:{size}"],
+                # Not waited for: a size run may need this deployment's concurrency slot, which this
+                # run holds until it ends. It reports and notifies as a run of its own.
+                timeout=0,
+            ),
+        )
+    return started
+
+
+def _submit_here(
+    configs: list[NumeraiModel],
+    credentials: NumeraiCredentials,
+    trigger_id: str | None,
+    data_version: str | None,
+    data_dir: str,
+    force: bool,
+    size: str | None,
+) -> tuple[list[ModelReport], list[RoundInfo], list[str]]:
+    """This run's own models, tournament by tournament: reports, open rounds, closed notes."""
     logger = get_run_logger()
-    credentials = load_credentials(credentials_block)
-    configs = load_model_configs(models)
-    if not configs:
-        return Failed(message="No Numerai Model blocks are saved: nothing to submit")
     by_tournament: dict[int, list[NumeraiModel]] = {}
     for config in configs:
         by_tournament.setdefault(config.tournament, []).append(config)
-
     reports: list[ModelReport] = []
     rounds: list[RoundInfo] = []
     not_open: list[str] = []
@@ -206,7 +270,7 @@ def submit_round(
             logger.info("No %s round is open for submissions", name)
             continue
         if not rounds:
-            _name_round_run(round_info.number)
+            _name_round_run(round_info.number, size)
         rounds.append(round_info)
         logger.info(
             "Round %s is open until %s UTC (%s)",
@@ -215,28 +279,74 @@ def submit_round(
         reports += _tournament_round(
             number, group, credentials, round_info, trigger_id, data_version, data_dir, force
         )
+    return reports, rounds, not_open
 
+
+@flow(name=ROUND_FLOW)
+def submit_round(
+    models: list[str] | None = None,
+    credentials_block: str = "numerai",
+    trigger_id: str | None = None,
+    data_version: str | None = None,
+    data_dir: str = "data",
+    force: bool = False,
+    size: str | None = None,
+) -> State[Any]:
+    """Submit the open round for every configured model; one model's failure spares the rest.
+
+    Each model is a submit-model task run named round-N-model, at most NUMERAI_MODEL_CONCURRENCY
+    (default 8) at once, and holds its model's concurrency slot while it works; live data is
+    downloaded, checked and read once. A model with its own size runs in a run of its size
+    group (this deployment, that size's job variables); `size` is set on such a run.
+    """
+    logger = get_run_logger()
+    credentials = load_credentials(credentials_block)
+    configs = load_model_configs(models)
+    if not configs:
+        return Failed(message="No Numerai Model blocks are saved: nothing to submit")
+    where = placement()
+    here, groups = split_by_size(configs, size, where)
+    started: dict[str, FlowRun] = {}
+    if groups and where is not None:
+        shared = {
+            "credentials_block": credentials_block, "trigger_id": trigger_id,
+            "data_version": data_version, "data_dir": data_dir, "force": force,
+        }  # fmt: skip
+        started = start_size_runs(where, groups, shared)
+        for group_size, run in started.items():
+            logger.info(
+                "Size %s: %s in run %s", group_size, ", ".join(groups[group_size]), run.name
+            )
+
+    reports, rounds, not_open = _submit_here(
+        list(here.values()), credentials, trigger_id, data_version, data_dir, force, size
+    )
+    closed = "".join(f"; {note}" for note in not_open)
+    sized = "".join(
+        f"; size {s}: {', '.join(groups[s])} in run {run.name}" for s, run in started.items()
+    )
     if not rounds:
         message = "No round is open for submissions: nothing submitted"
+        if not here:
+            message = "Every model runs in a run of its size"
         logger.info(message)
-        return Completed(message=message, data=[])
+        return Completed(message=f"{message}{sized}{closed}", data=[])
     round_info = rounds[0]
     rows = _report_rows(reports)
     publish_round_report(round_info.number, rows)
     update_model_histories(rows)
     failed = [r for r in reports if not r.ok]
-    closed = "".join(f"; {note}" for note in not_open)
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)
         message = (
             f"Round {round_info.number}: {len(failed)} of {len(reports)} models failed: "
-            f"{details}{closed}"
+            f"{details}{sized}{closed}"
         )
         # A failed state's result must be an exception: this one carries every model's report.
         return Failed(message=message, data=RoundFailed(message, reports))
     verified = len(reports)
     return Completed(
         message=f"Round {round_info.number}: {verified} model{'s' if verified != 1 else ''} "
-        f"verified{closed}",
+        f"verified{sized}{closed}",
         data=reports,
     )

@@ -19,9 +19,9 @@ def model_block_name(model_name: str) -> str:
     return model_name.lower().replace("_", "-")
 
 
-def round_run_name(round_number: int) -> str:
-    """The name of a round's submit-round run: round-N."""
-    return f"round-{round_number}"
+def round_run_name(round_number: int, size: str | None = None) -> str:
+    """The name of a round's submit-round run: round-N (round-N-SIZE for a size group's run)."""
+    return f"round-{round_number}" + (f"-{size}" if size else "")
 
 
 def model_run_name(round_number: int, model_name: str) -> str:

@@ -8,36 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from model.sizes import DEFAULT_SIZE, SIZES
+
+__all__ = ["DEFAULT_SIZE", "SIZES", "apply_work_pool", "base_job_template", "size"]
+
 HERE = Path(__file__).resolve().parent
 JOB_TEMPLATE = HERE / "ecs-job-template.json"
 POOL_TYPE = "ecs"
-
-# Task sizes as (CPU units, MiB), named after numerai-cli's presets; where numerai-cli's numbers
-# are not a Fargate combination (8 vCPU needs 4 GiB steps, 16 vCPU 8 GiB steps from 32 GiB) the
-# nearest valid one is taken. Pick one per deployment in prefect-ecs.yaml (`<<: *mem-md`).
-SIZES: dict[str, tuple[int, int]] = {
-    "gen-xs": (512, 2048),
-    "gen-sm": (1024, 4096),
-    "gen-md": (2048, 8192),
-    "gen-lg": (4096, 16384),
-    "gen-xl": (8192, 32768),
-    "gen-2xl": (16384, 65536),
-    "cpu-xs": (512, 1024),
-    "cpu-sm": (1024, 2048),
-    "cpu-md": (2048, 4096),
-    "cpu-lg": (4096, 8192),
-    "cpu-xl": (8192, 16384),
-    "cpu-2xl": (16384, 32768),
-    "mem-xs": (512, 4096),
-    "mem-sm": (1024, 8192),
-    "mem-md": (2048, 16384),
-    "mem-lg": (4096, 30720),
-    "mem-xl": (8192, 61440),
-    "mem-2xl": (16384, 81920),
-    "mem-3xl": (16384, 98304),
-    "mem-4xl": (16384, 122880),
-}
-DEFAULT_SIZE = "mem-md"  # numerai-cli's default too
 
 # Fargate's CPU -> allowed memory (MiB): (min, max, step).
 _FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
