@@ -10,12 +10,25 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from deployments import processes
 from deployments.processes import ROOT, free_port, wait_healthy
 
-__all__ = ["ROOT", "background", "free_port", "prefect_worker", "serve_in_thread", "wait_healthy"]
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
+__all__ = [
+    "ROOT",
+    "background",
+    "free_port",
+    "prefect_worker",
+    "runs_of",
+    "serve_in_thread",
+    "unpooled_deployment",
+    "wait_healthy",
+]
 
 
 @contextlib.contextmanager
@@ -68,3 +81,48 @@ def prefect_worker(
         {**os.environ, **fast, **env},
         log,
     )
+
+
+@contextlib.contextmanager
+def unpooled_deployment(name: str) -> Iterator[UUID]:
+    """A deployment of the real submit-round flow without a work pool: its runs stay Scheduled.
+
+    Deleted afterwards, with its runs.
+    """
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.submit_round import submit_round
+
+    async def apply() -> UUID:
+        deployment = await submit_round.ato_deployment(name=name)
+        return await deployment.aapply()
+
+    deployment_id = asyncio.run(apply())
+    try:
+        yield deployment_id
+    finally:
+        with get_client(sync_client=True) as client:
+            for run in runs_of(deployment_id):
+                client.delete_flow_run(run.id)
+            client.delete_deployment(deployment_id)
+
+
+def runs_of(deployment_id: UUID, trigger_id: str | None = None) -> list[FlowRun]:
+    """Flow runs of the deployment (those carrying `trigger_id`, when given), every page."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    runs: list[FlowRun] = []
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                limit=200,
+                offset=len(runs),
+            )
+            runs += page
+            if len(page) < 200:
+                break
+    return [r for r in runs if trigger_id is None or r.parameters.get("trigger_id") == trigger_id]

@@ -9,7 +9,6 @@ function-URL front end.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
@@ -20,11 +19,9 @@ from uuid import UUID
 
 import boto3
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-from prefect.client.schemas.objects import FlowRun
 
 from deployments.aws import lambda_handler, stack
+from tests.support import runs_of, unpooled_deployment
 
 DEPLOYMENT = "submit-round/lambda-test"
 
@@ -34,26 +31,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def deployment_id(prefect_server: str) -> Iterator[UUID]:
     """A deployment of the real submit-round flow without a work pool: its runs stay Scheduled."""
-    from flows.submit_round import submit_round
-
-    async def apply() -> UUID:
-        deployment = await submit_round.ato_deployment(name=DEPLOYMENT.split("/")[1])
-        return await deployment.aapply()
-
-    deployment_id = asyncio.run(apply())
-    yield deployment_id
-    with get_client(sync_client=True) as client:
-        for run in runs_of(deployment_id):
-            client.delete_flow_run(run.id)
-        client.delete_deployment(deployment_id)
-
-
-def runs_of(deployment_id: UUID, trigger_id: str | None = None) -> list[FlowRun]:
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
-    return [r for r in runs if trigger_id is None or r.parameters.get("trigger_id") == trigger_id]
+    with unpooled_deployment(DEPLOYMENT.split("/")[1]) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable, Iterator
@@ -10,12 +9,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-from prefect.client.schemas.objects import FlowRun
 
 from deployments.receiver import ReceiverSettings, create_app
-from tests.support import serve_in_thread
+from tests.support import serve_in_thread, unpooled_deployment
 
 DEPLOYMENT = "submit-round/receiver-test"
 
@@ -23,34 +19,8 @@ DEPLOYMENT = "submit-round/receiver-test"
 @pytest.fixture(scope="module")
 def deployment_id(prefect_server: str) -> Iterator[UUID]:
     """A deployment of the real submit-round flow without a work pool: its runs stay Scheduled."""
-    from flows.submit_round import submit_round
-
-    async def apply() -> UUID:
-        deployment = await submit_round.ato_deployment(name=DEPLOYMENT.split("/")[1])
-        return await deployment.aapply()
-
-    deployment_id = asyncio.run(apply())
-    yield deployment_id
-    with get_client(sync_client=True) as client:
-        for run in runs_of(deployment_id):
-            client.delete_flow_run(run.id)
-        client.delete_deployment(deployment_id)
-
-
-def runs_of(deployment_id: UUID, trigger_id: str | None = None) -> list[FlowRun]:
-    """Flow runs of the deployment (those carrying `trigger_id`, when given)."""
-    runs: list[FlowRun] = []
-    with get_client(sync_client=True) as client:
-        while True:  # every page: the module's tests create hundreds of runs
-            page = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-                limit=200,
-                offset=len(runs),
-            )
-            runs += page
-            if len(page) < 200:
-                break
-    return [r for r in runs if trigger_id is None or r.parameters.get("trigger_id") == trigger_id]
+    with unpooled_deployment(DEPLOYMENT.split("/")[1]) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,7 @@ from prefect.events.schemas.events import Event, ResourceSpecification
 from deployments import receiver as receiver_module
 from deployments.receiver import ConfigError, ReceiverSettings, RoundWebhook
 from sandbox import Sandbox
-
-from .conftest import runs_of
+from tests.support import runs_of
 
 ROOT = Path(__file__).resolve().parents[2]
 Serve = Callable[..., contextlib.AbstractContextManager[str]]

@@ -21,9 +21,7 @@ import httpx
 import pytest
 
 from deployments.receiver import ReceiverApp, ReceiverSettings, create_app
-from tests.support import serve_in_thread
-
-from .conftest import runs_of
+from tests.support import runs_of, serve_in_thread
 
 
 class _Records(logging.Handler):
