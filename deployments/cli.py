@@ -541,10 +541,11 @@ def setup(
         str | None,
         typer.Option(
             "--notify",
-            metavar="slack|webhook|email",
+            metavar="slack|webhook|email|apprise",
             help="Save a notifier and apply the automations (failures, stuck runs, misses). "
-            "Slack/webhook read NUMERAI_NOTIFY_URL; e-mail reads NUMERAI_NOTIFY_EMAIL_TO and "
-            "NUMERAI_SMTP_SERVER/_PORT/_USERNAME/_PASSWORD/_FROM.",
+            "Slack/webhook/apprise read NUMERAI_NOTIFY_URL (apprise: any Apprise URL); e-mail "
+            "reads NUMERAI_NOTIFY_EMAIL_TO and NUMERAI_SMTP_SERVER/_PORT/_TYPE/_USERNAME/"
+            "_PASSWORD/_FROM.",
         ),
     ] = None,
     summary: Annotated[
@@ -626,7 +627,7 @@ def _notifier_settings(kind: str) -> dict[str, object]:
     if kind not in NOTIFIER_KINDS:
         _fail(f"--notify {kind}: choose one of {', '.join(NOTIFIER_KINDS)}")
     env = os.environ.get
-    if kind in ("slack", "webhook"):
+    if kind in ("slack", "webhook", "apprise"):
         url = env("NUMERAI_NOTIFY_URL")
         if not url:
             _fail(
@@ -647,6 +648,7 @@ def _notifier_settings(kind: str) -> dict[str, object]:
         "username": env("NUMERAI_SMTP_USERNAME"),
         "password": env("NUMERAI_SMTP_PASSWORD"),
         "email_from": env("NUMERAI_SMTP_FROM"),
+        "smtp_type": env("NUMERAI_SMTP_TYPE") or "STARTTLS",
     }
 
 
@@ -658,7 +660,11 @@ def _apply_automations(
     from deployments.notifications import NOTIFIER_BLOCK_NAME, save_notifier
 
     if kind and settings is not None:
-        block_id = save_notifier(kind, **settings)  # type: ignore[arg-type]
+        try:
+            block_id = save_notifier(kind, **settings)  # type: ignore[arg-type]
+        except ValueError as exc:
+            results.add("notifier", NOTIFIER_BLOCK_NAME, str(exc), ok=False)
+            return
         results.add("notifier", NOTIFIER_BLOCK_NAME, f"saved ({kind})", changed=True)
     else:
         with _prefect() as client:
