@@ -34,6 +34,18 @@ def _models_file(tmp_path: Path, name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def own_prefect_workers() -> Iterator[None]:
+    """Prefect keeps one events and one log worker per process, bound to the server they first
+    sent to: those `make run` used die with its server, so the next tests get new ones."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    yield
+    EventsWorker.drain_all()
+    APILogWorker.drain_all()
+
+
 @pytest.fixture
 def users_blocks(prefect_server: str) -> Iterator[list[tuple[str, str]]]:
     """(name, type slug) of the blocks a test saves as the user's; deleted afterwards."""
