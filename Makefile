@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
+# `make run` and `make ui`: the port and the folder of their own Prefect server (and data).
+PORT ?= 4200
+WORKDIR ?= .numerai
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
@@ -34,7 +37,7 @@ $(VENV)/.installed: requirements.lock requirements-models.lock pyproject.toml | 
 venv: $(VENV)/.installed  ## Create the virtualenv from the lock
 
 run: venv  ## Submit one round for the models in models.toml (sandbox unless Numerai keys are set)
-	$(BIN)/python -m deployments.local
+	$(BIN)/python -m deployments.local --port $(PORT) --workdir $(WORKDIR)
 
 test: venv  ## Run the test suite (on PostgreSQL when NUMERAI_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest
@@ -69,8 +72,8 @@ lock: venv  ## Re-resolve requirements.lock (all), requirements-image.lock (runt
 	$(UV) pip compile pyproject.toml --python-version 3.11 --no-header -o requirements-image.lock
 	$(BIN)/python -m deployments.model_packages lock
 
-ui: venv  ## Start the local Prefect server (UI on http://127.0.0.1:4200) with the runs of `make run`
-	PREFECT_HOME=.numerai/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+ui: venv  ## Start the local Prefect server (UI on http://127.0.0.1:$(PORT)) with the runs of `make run`
+	PREFECT_HOME=$(WORKDIR)/prefect PREFECT_API_URL=http://127.0.0.1:$(PORT)/api $(BIN)/prefect server start --host 127.0.0.1 --port $(PORT)
 
 clean:  ## Remove the virtualenv, downloaded data and local Prefect state
 	rm -rf $(VENV) .numerai .mypy_cache .pytest_cache .ruff_cache

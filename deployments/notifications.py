@@ -1,80 +1,36 @@
 """Where failure notifications go: one Prefect notification block named ``numerai-notify``.
 
 Automations send through it (their ``send-notification`` action needs a notification block, i.e.
-one whose class has the ``notify`` capability). Three kinds: Slack (Prefect's SlackWebhook), a
-generic webhook posting JSON ``{subject, body}`` (Prefect's CustomWebhookNotificationBlock) and
-e-mail, an SMTP notification block on prefect-email's EmailServerCredentials.
+one whose class has the ``notify`` capability). The Prefect server loads that block's class when
+it sends, so every kind is one of Prefect's own blocks and the server needs none of this
+project's code: Slack (SlackWebhook), a generic webhook posting JSON ``{subject, body}``
+(CustomWebhookNotificationBlock), and e-mail through SMTP or any other Apprise URL.
 
-prefect-email has credentials but no notification block, so ``EmailNotification`` is defined here.
-The Prefect server loads a block class by its type slug when it sends a notification, so the
-server must be able to import this module: the project declares it under the
-``prefect.collections`` entry point group, which Prefect imports on start.
+Prefect ships no generic Apprise block: its Apprise-based SlackWebhook hands any URL that is not
+a Slack webhook to Apprise as it is, so e-mail (``mailtos://...``) and other Apprise URLs are
+saved in that block type (the UI shows it as "Slack Webhook"; the URL, a secret, decides).
 """
 
 from __future__ import annotations
 
-import smtplib
-from email.message import EmailMessage
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
-import anyio.to_thread
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
 from prefect.types import SecretDict
-from prefect_email import EmailServerCredentials
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 NOTIFIER_BLOCK_NAME = "numerai-notify"
-NotifierKind = Literal["slack", "email", "webhook"]
-NOTIFIER_KINDS: tuple[NotifierKind, ...] = ("slack", "email", "webhook")
-
-
-class EmailNotification(NotificationBlock):
-    """Send notifications as e-mail through an SMTP server described by prefect-email credentials.
-
-    Example:
-        ```python
-        from deployments.notifications import EmailNotification
-
-        EmailNotification.load("numerai-notify").notify("round 1000 failed", subject="numerai")
-        ```
-    """
-
-    _block_type_name = "Numerai Email Notification"
-    _block_type_slug = "numerai-email-notification"
-    _documentation_url = "https://docs.prefect.io/integrations/prefect-email"  # type: ignore[assignment]
-
-    credentials: EmailServerCredentials = Field(
-        description="The SMTP server and login (password kept as a secret)."
-    )
-    email_to: list[str] = Field(description="Who receives the notifications.")
-    email_from: str | None = Field(
-        default=None, description="Sender address; defaults to the SMTP username."
-    )
-
-    def message(self, body: str, subject: str | None) -> EmailMessage:
-        """The e-mail to send for one notification."""
-        msg = EmailMessage()
-        msg["Subject"] = subject or "Numerai notification"
-        msg["From"] = self.email_from or self.credentials.username or "numerai-prefect"
-        msg["To"] = ", ".join(self.email_to)
-        msg.set_content(body)
-        return msg
-
-    def send(self, body: str, subject: str | None = None) -> None:
-        """Send one notification, blocking until the SMTP server accepted it."""
-        with self.credentials.get_server() as server:
-            server.send_message(self.message(body, subject))
-
-    async def notify(self, body: str, subject: str | None = None) -> None:
-        """Send one notification (from the Prefect server's actions service or any event loop)."""
-        try:
-            await anyio.to_thread.run_sync(self.send, body, subject)
-        except (OSError, smtplib.SMTPException):
-            self.logger.exception("E-mail notification failed")
-            if self._raise_on_failure:
-                raise
+NotifierKind = Literal["slack", "email", "webhook", "apprise"]
+NOTIFIER_KINDS: tuple[NotifierKind, ...] = ("slack", "email", "webhook", "apprise")
+# How the SMTP connection is secured: Apprise's mailtos:// with its mode, or plain mailto://.
+SMTP_MODES = {
+    "STARTTLS": ("mailtos", "starttls"),
+    "SSL": ("mailtos", "ssl"),
+    "INSECURE": ("mailto", None),
+}
 
 
 def slack_notifier(url: str) -> SlackWebhook:
@@ -99,7 +55,23 @@ def webhook_notifier(url: str, token: str | None = None) -> CustomWebhookNotific
     )
 
 
-def email_notifier(
+def apprise_notifier(url: str) -> SlackWebhook:
+    """Any Apprise URL (mailtos://, discord://, tgram://, ...) in Prefect's Apprise block.
+
+    Refused here when Apprise cannot load it: the server would otherwise send nothing, quietly.
+    """
+    import apprise
+
+    if not apprise.Apprise().add(url):
+        scheme = url.partition("://")[0]
+        raise ValueError(
+            f"Apprise cannot load this {scheme}:// URL (see its log above); "
+            "https://github.com/caronc/apprise/wiki lists the URL forms"
+        )
+    return SlackWebhook(url=SecretStr(url))
+
+
+def smtp_url(
     email_to: list[str] | str,
     smtp_server: str,
     *,
@@ -108,17 +80,33 @@ def email_notifier(
     username: str | None = None,
     password: str | None = None,
     email_from: str | None = None,
-) -> EmailNotification:
-    """An e-mail notifier through an SMTP server (the password is kept secret)."""
+) -> str:
+    """The Apprise URL that sends e-mail through an SMTP server (it holds the password)."""
     recipients = [email_to] if isinstance(email_to, str) else list(email_to)
-    credentials = EmailServerCredentials(
-        smtp_server=smtp_server,
-        smtp_port=smtp_port,
-        smtp_type=smtp_type,
-        username=username,
-        password=SecretStr(password or ""),
-    )
-    return EmailNotification(credentials=credentials, email_to=recipients, email_from=email_from)
+    try:
+        scheme, mode = SMTP_MODES[smtp_type.upper()]
+    except KeyError:
+        raise ValueError(
+            f"SMTP type {smtp_type!r}: choose one of {', '.join(SMTP_MODES)}"
+        ) from None
+    login = ""
+    if username:
+        login = quote(username, safe="")
+        if password:
+            login += ":" + quote(password, safe="")
+        login += "@"
+    host = smtp_server + (f":{smtp_port}" if smtp_port else "")
+    query: dict[str, str] = {"to": ",".join(recipients), "smtp": smtp_server}
+    sender = email_from or (username if username and "@" in username else None)
+    query["from"] = sender or f"numerai-prefect@{smtp_server}"
+    if mode:
+        query["mode"] = mode
+    return f"{scheme}://{login}{host}/?{urlencode(query)}"
+
+
+def email_notifier(email_to: list[str] | str, smtp_server: str, **smtp: Any) -> SlackWebhook:
+    """E-mail through an SMTP server, sent by Prefect's own Apprise block (password a secret)."""
+    return apprise_notifier(smtp_url(email_to, smtp_server, **smtp))
 
 
 def build_notifier(kind: NotifierKind, **settings: Any) -> NotificationBlock:
@@ -129,6 +117,8 @@ def build_notifier(kind: NotifierKind, **settings: Any) -> NotificationBlock:
         return webhook_notifier(**settings)
     if kind == "email":
         return email_notifier(**settings)
+    if kind == "apprise":
+        return apprise_notifier(**settings)
     raise ValueError(f"unknown notifier kind {kind!r}: choose one of {', '.join(NOTIFIER_KINDS)}")
 
 

@@ -12,11 +12,21 @@ WEBHOOK_TAG = "numerai-webhook"  # on every run the webhook receiver creates
 RETRY_TAG = "retry"
 HISTORY_PREFIX = "numerai-history-"
 MODEL_LIMIT_PREFIX = "numerai-model-"
+CREDENTIALS_BLOCK = "numerai"  # the Numerai Credentials block `setup` saves and runs load
+# `make run` keeps to blocks of its own, so it can tell them from a setup's and never writes those.
+LOCAL_RUN_PREFIX = "make-run"
 
 
 def model_block_name(model_name: str) -> str:
     """A model's block name: block names allow lowercase letters, digits and dashes only."""
     return model_name.lower().replace("_", "-")
+
+
+def local_run_block_name(model_name: str | None = None) -> str:
+    """`make run`'s credentials block (no model), or its block for a model."""
+    if model_name is None:
+        return LOCAL_RUN_PREFIX
+    return f"{LOCAL_RUN_PREFIX}-{model_block_name(model_name)}"
 
 
 def round_run_name(round_number: int, size: str | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import cast
 
@@ -32,10 +33,41 @@ def _pool_exists(name: str) -> bool:
 
 def test_every_command_has_help() -> None:
     runner = CliRunner()
-    for command in ("setup", "test", "status", "logs", "doctor", "teardown"):
+    for command in ("setup", "test", "status", "logs", "doctor", "teardown", "new"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("numerai-prefect ")
+    assert "--install-completion" in runner.invoke(app, ["--help"]).output
+
+
+def test_status_fits_80_columns_without_cutting_a_long_model_name(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows import submit_round
+
+    long_name = f"{project.names[0]}_with_a_name_longer_than_the_terminal_is_wide_{'x' * 30}"
+    project.sandbox.add_model(long_name)
+    project.models_file.write_text(
+        project.models_file.read_text()
+        + f'[[model]]\nname = "{long_name}"\npredictor = "predict.pkl"\nfeature_set = "small"\n'
+    )
+    project.names.append(long_name)
+    assert project.cli("setup").exit_code == 0
+    state = submit_round(
+        models=[project.blocks[-1]],
+        credentials_block=project.credentials_block,
+        data_dir=str(project.tmp / "data"),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    monkeypatch.setenv("COLUMNS", "80")
+    result = project.cli("status", "--model", long_name)
+    assert result.exit_code == 0
+    assert long_name in result.output.splitlines()
+    table_lines = [line for line in result.output.splitlines() if not line.startswith("  round ")]
+    assert max(len(line) for line in table_lines if line != long_name) <= 80
 
 
 def test_setup_twice_changes_nothing_the_second_time(project: Project) -> None:
@@ -130,17 +162,29 @@ def test_status_and_logs_after_a_round(project: Project) -> None:
     status = project.cli("status", "--rounds", "2")
     assert status.exit_code == 0
     assert "Round 1000 is open" in status.output
-    rows = [line for line in status.output.splitlines() if project.names[0] in line]
-    assert "1000" in rows[0] and "yes" in rows[0] and "trigger-status" in rows[0]
-    assert "Completed" in rows[0] and "/runs/flow-run/" in rows[0]
-    assert "999" in rows[1] and "no" in rows[1]
+    lines = status.output.splitlines()
+    block = lines[lines.index(project.names[0]) :]
+    row = next(line for line in block if line.startswith("1000"))
+    assert "yes" in row and "trigger-status" in row and "Completed" in row
+    assert "round 1000: http" in status.output and "/runs/flow-run/" in status.output
+    # Only rounds the model had: round 999 (before the sandbox's first round) is not listed.
+    assert not any(line.startswith("999") for line in lines)
+
+    one = project.cli("status", "--model", project.names[1], "-o", "json")
+    assert one.exit_code == 0
+    rows = json.loads(one.output)
+    assert [(r["model"], r["round"], r["submitted"]) for r in rows] == [
+        (project.names[1], 1000, True)
+    ]
+    assert rows[0]["trigger_id"] == "trigger-status" and rows[0]["run_state"] == "Completed"
+    assert rows[0]["run_url"].endswith(f"/runs/flow-run/{state.state_details.flow_run_id}")
 
     run_id = str(state.state_details.flow_run_id)
     for args in (("logs", "--run", run_id), ("logs",), ("logs", "-f")):
         logs = project.cli(*args)
         assert logs.exit_code == 0
         assert "Round 1000 is open until" in logs.output  # the submit-round run's own log
-        for name in project.names:  # and each submit-model subflow's
+        for name in project.names:  # and each model's task run's
             assert f"round-1000-{name}" in logs.output
             assert f"{name}: submission" in logs.output
 

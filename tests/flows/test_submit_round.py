@@ -289,7 +289,7 @@ def test_markdown_report_and_model_history_artifacts(open_round: Round) -> None:
     markdown = str(latest[ROUND_MARKDOWN_KEY].data)
     assert "# Numerai round" in markdown and "Prediction distribution" in markdown
     history = latest[history_key(name)]
-    assert "1 rounds, 1 verified" in (history.description or "")
+    assert "1 round, 1 verified" in (history.description or "")
     assert name in markdown
 
 

@@ -42,14 +42,67 @@ def test_merge_history_replaces_the_same_round_and_sorts_newest_first() -> None:
     rows = merge_history(rows, {"round": 1, "status": "verified", "verified": True, "extra": 1})
     assert [(r["round"], r["status"]) for r in rows] == [(2, "verified"), (1, "verified")]
     assert "extra" not in rows[0]
+    assert rows[1]["runs"] == 2
 
 
-def test_history_summary_counts_verified_missed_and_mean_correlation() -> None:
+def _verified_round() -> list[dict[str, Any]]:
+    return merge_history(
+        [],
+        {"round": 1000, "status": "verified", "verified": True, "corr_with_example": 0.3,
+         "submission_id": "s-1"},
+    )  # fmt: skip
+
+
+def test_a_forced_rerun_that_fails_keeps_the_round_verified() -> None:
+    """It used to say "1 rounds, 0 verified, 1 missed" for a round whose submission stood."""
+    rows = merge_history(
+        _verified_round(),
+        {"round": 1000, "status": "failed", "verified": False,
+         "error": "RoundClosed: too late to upload, nothing was sent"},
+    )  # fmt: skip
+    (row,) = rows
+    assert row["verified"] is True and row["status"] == "verified"
+    assert row["submission_id"] == "s-1" and row["corr_with_example"] == 0.3
+    assert row["runs"] == 2 and "too late" in row["last_error"]
+    assert history_summary("alpha", rows).startswith(
+        "alpha: 1 round, 1 verified (0 late), 0 missed"
+    )
+
+
+def test_a_skip_after_a_verified_submission_keeps_its_figures() -> None:
+    rows = merge_history(
+        _verified_round(),
+        {"round": 1000, "status": "already submitted", "verified": True, "submission_id": "s-1"},
+    )
+    assert rows[0]["status"] == "verified" and rows[0]["corr_with_example"] == 0.3
+
+
+def test_a_forced_rerun_that_verifies_replaces_the_figures() -> None:
+    rows = merge_history(
+        _verified_round(),
+        {"round": 1000, "status": "verified", "verified": True, "corr_with_example": 0.5,
+         "submission_id": "s-2"},
+    )  # fmt: skip
+    assert (rows[0]["submission_id"], rows[0]["corr_with_example"]) == ("s-2", 0.5)
+
+
+def test_a_skip_with_no_earlier_row_counts_as_verified() -> None:
+    rows = merge_history([], {"round": 7, "status": "already submitted", "verified": True})
+    assert "1 verified" in history_summary("alpha", rows)
+
+
+def test_a_failure_then_a_retry_that_verifies_is_verified() -> None:
+    rows = merge_history([], {"round": 7, "status": "failed", "verified": False, "error": "x"})
+    rows = merge_history(rows, {"round": 7, "status": "verified", "verified": True})
+    assert rows[0]["verified"] is True and rows[0]["last_error"] is None
+
+
+def test_history_summary_counts_verified_late_missed_and_mean_correlation() -> None:
     rows: list[dict[str, Any]] = [
         {"round": 3, "verified": True, "corr_with_example": 0.5},
-        {"round": 2, "verified": False},
+        {"round": 2, "verified": False, "late": True},
         {"round": 1, "verified": True, "corr_with_example": 0.3, "late": True},
     ]
     summary = history_summary("alpha", rows)
-    assert "3 rounds, 2 verified, 1 late, 1 missed" in summary
+    assert "3 rounds, 2 verified (1 late), 1 missed" in summary
     assert "0.4000" in summary

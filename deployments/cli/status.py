@@ -1,0 +1,178 @@
+"""`numerai-prefect status`: each model's submissions and runs, round by round."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import (
+    TaskRunFilter,
+    TaskRunFilterName,
+)
+from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.sorting import TaskRunSort
+from rich.markup import escape
+from rich.table import Table
+
+from blocks import (
+    SubmissionInfo,
+)
+from deployments.local import ROOT
+from model.names import model_block_name, model_run_name
+
+if TYPE_CHECKING:
+    pass
+from blocks import RoundInfo
+from deployments.cli._common import (
+    DEFAULT_CREDENTIALS,
+    ROUND_HOURS,
+    CredentialsBlock,
+    ModelsFile,
+    _credentials,
+    _fail,
+    _friendly,
+    _load_model_block,
+    _pick_entry,
+    _prefect,
+    _read_entries,
+    _state_label,
+    _ui_url,
+    _when,
+    console,
+)
+from deployments.local import ModelEntry
+
+
+def _model_runs(client: SyncPrefectClient, model: str) -> dict[int, TaskRun]:
+    """Round -> the model's latest submit-model task run in it (named round-N-model)."""
+    runs = client.read_task_runs(
+        task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=f"-{model}")),
+        sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+        limit=200,
+    )
+    latest: dict[int, TaskRun] = {}
+    for run in runs:
+        number = run.name.removeprefix("round-").removesuffix(f"-{model}")
+        if number.isdigit() and run.name == model_run_name(int(number), model):
+            latest.setdefault(int(number), run)
+    return latest
+
+
+def _latest_submission(submissions: list[SubmissionInfo], number: int) -> SubmissionInfo | None:
+    """The model's last submission in a round (the one Numerai counts)."""
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    in_round = [s for s in submissions if s.round_number == number]
+    return max(in_round, key=lambda s: s.inserted_at or earliest, default=None)
+
+
+def _short(moment: dt.datetime | None) -> str:
+    """A moment as MM-DD HH:MM UTC: what fits a row."""
+    return "-" if moment is None else f"{moment.astimezone(dt.UTC):%m-%d %H:%M}"
+
+
+def _rows(
+    entries: list[ModelEntry],
+    submissions: dict[str, list[SubmissionInfo]],
+    current: RoundInfo | None,
+    rounds: int,
+) -> list[dict[str, Any]]:
+    """One row per model and round it had: a submission, a run, or the round open now."""
+    rows: list[dict[str, Any]] = []
+    with _prefect() as prefect:
+        for entry in entries:
+            runs = _model_runs(prefect, entry.name)
+            had = {s.round_number for s in submissions[entry.name] if s.round_number}
+            had |= set(runs)
+            if current is not None:
+                had.add(current.number)
+            for number in sorted(had, reverse=True)[:rounds]:
+                last = _latest_submission(submissions[entry.name], number)
+                run = runs.get(number)
+                rows.append(
+                    {
+                        "model": entry.name,
+                        "round": number,
+                        "open": bool(current and current.number == number),
+                        "submitted": last is not None,
+                        "submission_id": last.id if last else None,
+                        "inserted_at": last.inserted_at.isoformat()
+                        if last and last.inserted_at
+                        else None,
+                        "trigger_id": last.trigger_id if last else None,
+                        "run_state": run.state.name if run and run.state else None,
+                        "run_url": _ui_url(run.flow_run_id) if run and run.flow_run_id else None,
+                        "_run": run,
+                        "_last": last,
+                    }
+                )
+    return rows
+
+
+@_friendly
+def status(
+    rounds: Annotated[int, typer.Option(min=1, help="How many rounds to show, newest first.")] = 5,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only this model (name or block name).")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="table, or json (one object per model and round).")
+    ] = "table",
+    models_file: ModelsFile = ROOT / "models.toml",
+    credentials_block: CredentialsBlock = DEFAULT_CREDENTIALS,
+) -> None:
+    """Per model and round it had: submitted or not, trigger id, the last run and its link."""
+    if output not in ("table", "json"):
+        _fail(f"--output {output}: choose table or json")
+    entries = _read_entries(models_file)
+    if model is not None:
+        entries = [_pick_entry(entries, model)]
+    client = _credentials(credentials_block).get_client()
+    with console.status("Reading rounds and submissions…"):
+        current = client.current_round()
+        account: dict[str, str] | None = None
+        submissions: dict[str, list[SubmissionInfo]] = {}
+        for entry in entries:
+            block = _load_model_block(model_block_name(entry.name))
+            model_id = entry.model_id or (block.model_id if block else None)
+            if model_id is None:
+                account = account if account is not None else client.get_models()
+                model_id = account.get(entry.name)
+            submissions[entry.name] = client.model_submissions(model_id) if model_id else []
+        rows = _rows(entries, submissions, current, rounds)
+    if output == "json":
+        plain = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+        console.print_json(json.dumps(plain))
+        return
+    if current is not None:
+        console.print(
+            f"Round {current.number} is open until {_when(current.close_time)}", style="bold"
+        )
+    else:
+        console.print(f"No round is open now ({ROUND_HOURS}).", style="bold")
+    if not rows:
+        console.print("No rounds to show yet: no round is open and nothing was submitted.")
+        return
+    for entry in entries:
+        mine = [row for row in rows if row["model"] == entry.name]
+        # The model's name as a heading, never cut; the rows fit 80 columns.
+        console.print(f"\n[bold]{escape(entry.name)}[/]", soft_wrap=True)
+        table = Table(box=None, pad_edge=False)
+        for column in ("round", "submitted", "trigger id", "last run"):
+            table.add_column(column, overflow="fold")
+        links = []
+        for row in mine:
+            last, run = row["_last"], row["_run"]
+            table.add_row(
+                f"{row['round']}{' (open)' if row['open'] else ''}",
+                f"[green]yes[/] {_short(last.inserted_at)}" if last else "[red]no[/]",
+                escape(last.trigger_id or "-") if last else "-",
+                _state_label(run),
+            )
+            if row["run_url"]:
+                links.append(f"  round {row['round']}: {row['run_url']}")
+        console.print(table)
+        for link in links:
+            console.print(link, soft_wrap=True, markup=False)
