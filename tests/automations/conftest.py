@@ -14,25 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ROOT, background, free_port, wait_healthy
-
-
-def _collections_entry_point(folder: Path) -> Path:
-    """A dist-info declaring deployments.notifications a Prefect collection, as pyproject will."""
-    info = folder / "numerai_prefect_notifications-0.0.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: numerai-prefect-notifications\nVersion: 0.0.0\n"
-    )
-    (info / "entry_points.txt").write_text(
-        "[prefect.collections]\nnumerai_prefect_notifications = deployments.notifications\n"
-    )
-    return folder
+from tests.support import background, free_port, wait_healthy
 
 
 @pytest.fixture(scope="package")
@@ -45,7 +31,6 @@ def automation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect-automations")
-    plugins = _collections_entry_point(home / "plugins")
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
@@ -63,7 +48,6 @@ def automation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
-        "PYTHONPATH": os.pathsep.join([str(plugins), str(ROOT)]),
     }
     log = home / "server.log"
     api = f"http://127.0.0.1:{port}/api"
