@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +56,7 @@ from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
 from deployments.processes import background, free_port, wait_healthy
+from deployments.server import TEST_DATABASE_ENV
 from model.schedule import ROUND_WINDOWS, RoundWindow, retry_offsets
 from sandbox import Fault, Sandbox
 
@@ -242,11 +244,111 @@ class RoundOutcome:
     late_uploads: int
     runs: int
     notified: bool = False
+    wall_seconds: float = 0.0
+    killed: list[str] = field(default_factory=list)
+    # For each missed model: every run of the round, what it did with the model, and why.
+    explanations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def missed(self) -> list[str]:
         """Models without a submission before the close."""
         return [m for m, ok in self.verified.items() if not ok]
+
+
+PAGE = 200  # the most a Prefect server returns per read
+
+
+def _read_all(read: Callable[[int], list[Any]]) -> list[Any]:
+    """Every item of a paged Prefect read."""
+    items: list[Any] = []
+    while True:
+        page = read(len(items))
+        items += page
+        if len(page) < PAGE:
+            return items
+
+
+def _first_line(text: str | None, limit: int = 300) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else f"{line[: limit - 1]}…"
+
+
+def explain_misses(run_ids: list[Any], round_number: int, models: list[str]) -> dict[str, Any]:
+    """For each missed model, every run of the round: its state, the model's task run, the error.
+
+    A model's work is the task run round-N-model inside a round run; a round run without one
+    never reached the model (the round, the live data or the account failed first), and its
+    own state message says why. The last error is the latest ERROR log of the model's task run
+    or of the tasks it ran (retries included), else of the round run itself.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+        LogFilterLevel,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import LogSort
+
+    from model.names import model_run_name
+
+    if not models:
+        return {}
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)), limit=200
+        )
+        deployments = {d.id: d.name for d in client.read_deployments()}
+        tasks = _read_all(
+            lambda offset: client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=run_ids)),
+                limit=PAGE,
+                offset=offset,
+            )
+        )
+        errors_only = LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=run_ids), level=LogFilterLevel(ge_=40)
+        )
+        logs = _read_all(
+            lambda offset: client.read_logs(
+                errors_only, limit=PAGE, offset=offset, sort=LogSort.TIMESTAMP_ASC
+            )
+        )
+    children: dict[Any, list[Any]] = {}
+    for task_run in tasks:
+        for parent in task_run.task_inputs.get("__parents__", []):
+            children.setdefault(getattr(parent, "id", None), []).append(task_run.id)
+    explanations: dict[str, Any] = {}
+    for model in models:
+        name = model_run_name(round_number, model)
+        rows = []
+        for run in sorted(runs, key=lambda r: str(r.expected_start_time or r.created)):
+            state = run.state
+            row: dict[str, Any] = {
+                "run": run.name,
+                "deployment": deployments.get(run.deployment_id, "-") if run.deployment_id else "-",
+                "state": state.name if state else "-",
+                "message": _first_line(state.message if state else None),
+            }
+            mine = [t for t in tasks if t.flow_run_id == run.id and t.name == name]
+            if mine:
+                task_run = mine[-1]
+                row["task_run"] = task_run.name
+                row["task_state"] = task_run.state.name if task_run.state else "-"
+                row["task_message"] = _first_line(task_run.state.message if task_run.state else "")
+                scope = {task_run.id, *children.get(task_run.id, [])}
+                errors = [log for log in logs if log.task_run_id in scope]
+            else:
+                row["task_run"] = None
+                errors = [log for log in logs if log.flow_run_id == run.id]
+            row["last_error"] = _first_line(errors[-1].message) if errors else None
+            rows.append(row)
+        explanations[model] = rows
+    return explanations
 
 
 class Season:
@@ -338,20 +440,24 @@ class Season:
                 raise TimeoutError(f"runs still active after {timeout} s: {self.active_runs()}")
             time.sleep(0.5)
 
-    def kill_a_running_flow(self, timeout: float = 120) -> bool:
-        """SIGKILL the flow-run process the worker started, once a run is Running."""
+    def kill_a_running_flow(self, timeout: float = 120) -> list[str]:
+        """SIGKILL the flow-run processes the worker started, once a run is Running.
+
+        Returns the names of the runs that were Running when their processes were killed.
+        """
         assert self.worker is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(r.state_type.value == "RUNNING" for r in self.active_runs()):
                 time.sleep(self.rng.uniform(0.0, 2.0))  # somewhere in the run
+                running = [r.name for r in self.active_runs() if r.state_type.value == "RUNNING"]
                 pids = children(self.worker.pid)
                 for pid in pids:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                return bool(pids)
+                return running if pids else []
             time.sleep(0.1)
-        return False
+        return []
 
     # -- the season ----------------------------------------------------------------------
 
@@ -363,15 +469,22 @@ class Season:
                 return
             time.sleep(0.25)
 
-    def play(self, sandbox: Sandbox, sink: Sink, plans: list[RoundPlan]) -> list[RoundOutcome]:
+    def play(
+        self,
+        sandbox: Sandbox,
+        sink: Sink,
+        plans: list[RoundPlan],
+        progress: Callable[[RoundOutcome], None] | None = None,
+    ) -> list[RoundOutcome]:
         """Walk the clock through every round; start what production would start, when."""
         from prefect.deployments import run_deployment
 
         outcomes = []
+        seen = set(self._run_ids())
         sandbox.set_clock(plans[0].opens, self.speed)  # the season starts at its first opening
         for index, plan in enumerate(plans):
+            started = time.perf_counter()
             sink.round_index = index
-            runs_before = self._run_count()
             self.advance_to(sandbox, plan.opens)
             for fault in plan.faults:
                 sandbox.inject(fault)
@@ -381,8 +494,7 @@ class Season:
             sandbox.wait_for_deliveries(delivered + len(MODELS), timeout=120)
             if "repeated-webhook" in plan.scenarios:
                 self._repeat_webhooks(sandbox, plan.number)
-            if "killed-run" in plan.scenarios:
-                self.kill_a_running_flow()
+            killed = self.kill_a_running_flow() if "killed-run" in plan.scenarios else []
             window = next(w for w in ROUND_WINDOWS if w.name == plan.window)
             for offset in retry_offsets(window):
                 # On time even if earlier runs are still going, as the cron schedule would.
@@ -391,14 +503,30 @@ class Season:
             self.advance_to(sandbox, plan.closes)
             self.wait_idle()  # a run still going at the close ends (and must not upload)
             sandbox.clear_faults()
-            outcomes.append(self._outcome(sandbox, plan, self._run_count() - runs_before))
+            run_ids = [r for r in self._run_ids() if r not in seen]
+            seen.update(run_ids)
+            outcome = self._outcome(sandbox, plan, len(run_ids))
+            outcome.killed = killed
+            outcome.wall_seconds = time.perf_counter() - started
+            try:
+                outcome.explanations = explain_misses(run_ids, plan.number, outcome.missed)
+            except Exception as exc:  # a report that cannot be read must not end the season
+                error = [{"run": "-", "error": f"{type(exc).__name__}: {exc}"}]
+                outcome.explanations = dict.fromkeys(outcome.missed, error)
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
         return outcomes
 
-    def _run_count(self) -> int:
+    def _run_ids(self) -> list[Any]:
+        """Ids of every flow run on the server."""
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
-            return int(client.count_flow_runs())
+            return [
+                r.id
+                for r in _read_all(lambda offset: client.read_flow_runs(limit=PAGE, offset=offset))
+            ]
 
     def _repeat_webhooks(self, sandbox: Sandbox, number: int) -> None:
         """Numerai (or a proxy) delivers each model's webhook again, eight times at once."""
@@ -452,9 +580,10 @@ def settle_notifications(sink: Sink, quiet: float = 5.0, timeout: float = 60.0) 
 def summarize(outcomes: list[RoundOutcome], notices: list[Notice]) -> dict[str, Any]:
     """The season's figures."""
     for index, outcome in enumerate(outcomes):
-        outcome.notified = any(
-            n.round_index == index or str(outcome.number) in n.body for n in notices
-        )
+        outcome.notices = [
+            n.body for n in notices if n.round_index == index or str(outcome.number) in n.body
+        ]
+        outcome.notified = bool(outcome.notices)
     missed = [o for o in outcomes if o.missed]
     workable = [o for o in outcomes if o.working_minute]
     return {
@@ -473,11 +602,44 @@ def summarize(outcomes: list[RoundOutcome], notices: list[Notice]) -> dict[str, 
     }
 
 
+def round_line(outcome: RoundOutcome) -> str:
+    """One line for a round: its faults and how it ended."""
+    result = "covered" if not outcome.missed else f"missed {','.join(outcome.missed)}"
+    if outcome.missed and not outcome.working_minute:
+        result += " (no working minute)"
+    if outcome.killed:
+        result += f", killed {','.join(outcome.killed)}"
+    faults = ",".join(outcome.scenarios)
+    return (
+        f"round {outcome.number} {outcome.window:<9} {faults:<44} {result} "
+        f"({outcome.runs} runs, {outcome.wall_seconds:.0f} s)"
+    )
+
+
+def print_progress(seed: int) -> Callable[[RoundOutcome], None]:
+    """A line per round as the season plays, on stderr."""
+
+    def show(outcome: RoundOutcome) -> None:
+        print(f"{time.strftime('%H:%M:%S')} seed {seed}: {round_line(outcome)}", file=sys.stderr)
+        sys.stderr.flush()
+
+    return show
+
+
 def run_season(
-    workdir: Path, weeks: int = 4, seed: int = 1, speed: float = SPEED
+    workdir: Path,
+    weeks: int = 4,
+    seed: int = 1,
+    speed: float = SPEED,
+    database_url: str | None = None,
+    progress: Callable[[RoundOutcome], None] | None = None,
 ) -> dict[str, Any]:
-    """Start every part, play the season, and return its figures."""
-    from deployments.server import prefect_server
+    """Start every part, play the season, and return its figures.
+
+    `database_url`: a PostgreSQL server's admin URL; Prefect then runs on a throwaway database
+    there (as in production), else on SQLite.
+    """
+    from deployments.server import fresh_database, prefect_server
 
     season = Season(workdir, speed=speed, seed=seed)
     port = free_port()
@@ -495,10 +657,14 @@ def run_season(
     sink = Sink()
     started = time.perf_counter()
     try:
-        with (
-            prefect_server(workdir / "prefect", port, server_settings, own=True) as api_url,
-            Sandbox(workdir / "sandbox", seed=seed, size="tiny") as sandbox,
-        ):
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(fresh_database(database_url)) if database_url else None
+            api_url = stack.enter_context(
+                prefect_server(
+                    workdir / "prefect", port, server_settings, own=True, database_url=database
+                )
+            )
+            sandbox = stack.enter_context(Sandbox(workdir / "sandbox", seed=seed, size="tiny"))
             season.env = season.flow_env(api_url)
             season._prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
             season._prefect("--no-prompt", "deploy", "--all")
@@ -520,7 +686,7 @@ def run_season(
                 season.worker = worker
                 wait_healthy(f"{season.receiver_url}/health", receiver, workdir / "receiver.log")
                 season.save_blocks(sandbox, sink)
-                outcomes = season.play(sandbox, sink, plans)
+                outcomes = season.play(sandbox, sink, plans, progress)
                 settle_notifications(sink)
     finally:
         sink.close()
@@ -530,17 +696,37 @@ def run_season(
     return figures
 
 
-def print_report(figures: dict[str, Any]) -> None:
-    """The season, one line per round, then the totals."""
-    print(f"{'round':>9}  {'window':<9}  {'faults':<40}  {'runs':>4}  result")
+def explanation_lines(figures: dict[str, Any]) -> list[str]:
+    """Why each missed model of each round was missed: its runs, their states, the last error."""
+    lines: list[str] = []
     for r in figures["rounds"]:
-        result = "covered" if not r["missed"] else f"missed {','.join(r['missed'])}"
-        if r["missed"]:
-            result += ", notified" if r["notified"] else ", NOT notified"
-        if not r["working_minute"]:
-            result += " (no working minute)"
-        faults = ", ".join(r["scenarios"])
-        print(f"{r['number']:>9}  {r['window']:<9}  {faults:<40}  {r['runs']:>4}  {result}")
+        for model, runs in r["explanations"].items():
+            minute = "" if r["working_minute"] else " (no working minute)"
+            lines.append(f"round {r['number']} {r['window']}, {model} missed{minute}:")
+            for run in runs:
+                task = (
+                    f"{run['task_run']} {run['task_state']}"
+                    if run["task_run"]
+                    else "never reached the model"
+                )
+                lines.append(
+                    f"  {run['run']} ({run['deployment']}) {run['state']}: {run['message']}"
+                )
+                lines.append(f"    {task}; last error: {run['last_error'] or '-'}")
+            if not runs:
+                lines.append("  no run of the round")
+            notices = r["notices"] or ["none"]
+            lines += [f"  notified: {_first_line(n, 200)}" for n in notices]
+    return lines
+
+
+def print_report(figures: dict[str, Any]) -> None:
+    """The season, one line per round, why each miss happened, then the totals."""
+    seed = figures["settings"]["seed"]
+    print(f"season of {figures['settings']['weeks']} week(s), seed {seed}")
+    for r in figures["rounds"]:
+        print(round_line(RoundOutcome(**{k: v for k, v in r.items() if k != "missed"})))
+    print(*["", *explanation_lines(figures)] if figures["rounds_missed"] else [], sep="\n")
     print()
     rows = [
         ("rounds open", figures["rounds_open"]),
@@ -563,21 +749,87 @@ def print_report(figures: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {value}")
 
 
+def parse_seeds(text: str) -> list[int]:
+    """Seeds as "3", "1-5" or "1,4,7-9"."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        seeds += range(int(first), int(last or first) + 1)
+    return seeds
+
+
+def sweep_summary(seasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per season of the sweep."""
+    return {
+        "seasons": [
+            {
+                "seed": f["settings"]["seed"],
+                "weeks": f["settings"]["weeks"],
+                "rounds_open": f["rounds_open"],
+                "rounds_with_a_working_minute": f["rounds_with_a_working_minute"],
+                "verified_before_close": f["verified_before_close"],
+                "uploads_after_close": f["uploads_after_close"],
+                "duplicate_uploads": f["duplicate_uploads"],
+                "workable_rounds_missed": f["workable_rounds_missed"],
+                "missed_rounds_notified": f"{f['missed_rounds_notified']} of {f['rounds_missed']}",
+                "flow_runs": f["flow_runs"],
+                "wall_seconds": round(f["wall_seconds"]),
+            }
+            for f in seasons
+        ],
+        "every_workable_round_covered": all(f["every_workable_round_covered"] for f in seasons),
+        "uploads_after_close": sum(f["uploads_after_close"] for f in seasons),
+        "duplicate_uploads": sum(f["duplicate_uploads"] for f in seasons),
+    }
+
+
+def print_sweep(summary: dict[str, Any]) -> None:
+    """The sweep, one line per seed."""
+    print(f"\n{'seed':>4}  {'rounds':>6}  {'workable':>8}  {'covered':>7}  late  dup  wall")
+    for s in summary["seasons"]:
+        covered = not s["workable_rounds_missed"]
+        print(
+            f"{s['seed']:>4}  {s['rounds_open']:>6}  {s['rounds_with_a_working_minute']:>8}  "
+            f"{'yes' if covered else 'NO':>7}  {s['uploads_after_close']:>4}  "
+            f"{s['duplicate_uploads']:>3}  {s['wall_seconds']} s"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Play a season and print its report."""
+    """Play one season per seed, print each report, and write them all."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--weeks", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--weeks", type=int, default=1)
+    parser.add_argument("--seeds", default="1", help='e.g. "3", "1-5" or "1,4,7-9"')
+    parser.add_argument("--seed", type=int, help="one seed (same as --seeds N)")
     parser.add_argument("--speed", type=float, default=SPEED)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "season-results.json")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(TEST_DATABASE_ENV),
+        help="a PostgreSQL server's admin URL (postgresql+asyncpg://...) to run Prefect on, in a "
+        f"throwaway database [default: ${TEST_DATABASE_ENV}; unset: SQLite]",
+    )
+    parser.add_argument("--keep", type=Path, help="keep each season's logs under this folder")
     args = parser.parse_args(argv)
+    seeds = [args.seed] if args.seed is not None else parse_seeds(args.seeds)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    with tempfile.TemporaryDirectory(prefix="numerai-season-") as tmp:
-        figures = run_season(Path(tmp), args.weeks, args.seed, args.speed)
-    print_report(figures)
-    args.out.write_text(json.dumps(figures, indent=2, default=str))
+    seasons = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix="numerai-season-") as tmp:
+            workdir = args.keep / f"seed-{seed}" if args.keep else Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            figures = run_season(
+                workdir, args.weeks, seed, args.speed, args.database_url, print_progress(seed)
+            )
+        print_report(figures)
+        print(flush=True)
+        seasons.append(figures)
+    summary = sweep_summary(seasons)
+    if len(seasons) > 1:
+        print_sweep(summary)
+    args.out.write_text(json.dumps({**summary, "details": seasons}, indent=2, default=str))
     print(f"\nwritten to {args.out}")
-    return 0
+    return 0 if summary["every_workable_round_covered"] else 1
 
 
 if __name__ == "__main__":
