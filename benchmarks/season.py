@@ -180,8 +180,10 @@ def _add_faults(plan: RoundPlan, kind: str, rng: random.Random, window: RoundWin
         # Every call answers 503 from the opening until a random time inside the window, or
         # until after the close: a round without a working minute.
         share = rng.uniform(1.0, 1.2) if kind == "outage-past-close" else rng.uniform(0.05, 0.95)
-        plan.outage_until = plan.opens + window.length * share
-        plan.faults.append(Fault("http_status", None, status=503, until=plan.outage_until))
+        until = plan.opens + window.length * share
+        plan.faults.append(Fault("http_status", None, status=503, until=until))
+        # Two outages dealt to one round overlap: Numerai answers again when the later ends.
+        plan.outage_until = max(until, plan.outage_until or until)
 
 
 @dataclass
