@@ -365,6 +365,7 @@ class Season:
         self.receiver_url = ""
         self.secret = secrets.token_urlsafe(24)
         self.env: dict[str, str] = {}
+        self._held: dt.datetime | None = None  # where the clock stands while runs start
 
     def flow_env(self, api_url: str) -> dict[str, str]:
         """Environment of the worker and the receiver: the flows' time settings scaled."""
@@ -442,7 +443,7 @@ class Season:
                 raise TimeoutError(f"runs still active after {timeout} s: {self.active_runs()}")
             time.sleep(0.5)
 
-    def kill_a_running_flow(self, timeout: float = 120) -> list[str]:
+    def kill_a_running_flow(self, sandbox: Sandbox, timeout: float = 300) -> list[str]:
         """SIGKILL the flow-run processes the worker started, once a run is Running.
 
         Returns the names of the runs that were Running when their processes were killed.
@@ -450,7 +451,7 @@ class Season:
         assert self.worker is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(r.state_type.value == "RUNNING" for r in self.active_runs()):
+            if any(r.state_type.value == "RUNNING" for r in self.tick(sandbox)):
                 time.sleep(self.rng.uniform(0.0, 2.0))  # somewhere in the run
                 running = [r.name for r in self.active_runs() if r.state_type.value == "RUNNING"]
                 pids = children(self.worker.pid)
@@ -463,13 +464,37 @@ class Season:
 
     # -- the season ----------------------------------------------------------------------
 
-    def advance_to(self, sandbox: Sandbox, at: dt.datetime) -> None:
+    def tick(self, sandbox: Sandbox) -> list[Any]:
+        """The active runs; while none of them is Running yet, the clock stands still.
+
+        A run waiting for the worker to start its process reads nothing from Numerai, and that
+        start (5-15 s in production) takes 10-30 s of wall time on a busy machine: at SPEED
+        that would be 5-15 simulated minutes of a one-hour window. Holding the clock only ever
+        moves round times later on the wall clock, so a client that read them just before
+        sees the close earlier than it is, never later.
+        """
+        runs = self.active_runs()
+        if runs and not any(r.state_type.value == "RUNNING" for r in runs):
+            self._held = self._held or sandbox.now()
+            sandbox.set_clock(self._held, self.speed)
+        else:
+            self._held = None
+        return runs
+
+    def advance_to(self, sandbox: Sandbox, at: dt.datetime, timeout: float = 600) -> None:
         """Let the clock run until `at`, jumping to it once no run is under way."""
+        held_since = time.monotonic()
         while sandbox.now() < at:
-            if not self.active_runs():
+            runs = self.tick(sandbox)
+            if not runs:
                 sandbox.set_clock(at, self.speed)
-                return
+                break
+            if self._held is None:
+                held_since = time.monotonic()
+            elif time.monotonic() - held_since > timeout:
+                raise TimeoutError(f"no run started within {timeout} s: {runs}")
             time.sleep(0.25)
+        self._held = None
 
     def play(
         self,
@@ -496,7 +521,7 @@ class Season:
             sandbox.wait_for_deliveries(delivered + len(MODELS), timeout=120)
             if "repeated-webhook" in plan.scenarios:
                 self._repeat_webhooks(sandbox, plan.number)
-            killed = self.kill_a_running_flow() if "killed-run" in plan.scenarios else []
+            killed = self.kill_a_running_flow(sandbox) if "killed-run" in plan.scenarios else []
             window = next(w for w in ROUND_WINDOWS if w.name == plan.window)
             for offset in retry_offsets(window):
                 # On time even if earlier runs are still going, as the cron schedule would.
