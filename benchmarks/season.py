@@ -839,6 +839,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep each season's logs under this folder")
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else parse_seeds(args.seeds)
+    # Stopped from outside, the season still stops the server, worker and receiver it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     seasons = []
     for seed in seeds:
