@@ -346,7 +346,9 @@ def explain_misses(run_ids: list[Any], round_number: int, models: list[str]) -> 
                 errors = [log for log in logs if log.task_run_id in scope]
             else:
                 row["task_run"] = None
+                # What failed first in the run, not the engine's closing line about it.
                 errors = [log for log in logs if log.flow_run_id == run.id]
+                errors = [log for log in errors if log.task_run_id] or errors
             row["last_error"] = _first_line(errors[-1].message) if errors else None
             rows.append(row)
         explanations[model] = rows
@@ -452,7 +454,9 @@ class Season:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(r.state_type.value == "RUNNING" for r in self.tick(sandbox)):
-                time.sleep(self.rng.uniform(0.0, 2.0))  # somewhere in the run
+                # Somewhere in the run: a run takes 5-10 s here, its models' work (under
+                # their leases) the last few of them.
+                time.sleep(self.rng.uniform(0.0, 8.0))
                 running = [r.name for r in self.active_runs() if r.state_type.value == "RUNNING"]
                 pids = children(self.worker.pid)
                 for pid in pids:
