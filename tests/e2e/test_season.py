@@ -7,15 +7,18 @@ can be replayed: NUMERAI_SEASON_SEED=N, or `make season SEEDS=N WEEKS=1`).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from prefect.client.schemas.objects import StateType
 
-from benchmarks.season import SCENARIOS, explanation_lines, plan_season, run_season
-
-pytestmark = pytest.mark.integration
+from benchmarks.season import SCENARIOS, Season, explanation_lines, plan_season, run_season
+from sandbox import Sandbox
 
 
 @pytest.mark.parametrize("seed", range(1, 21))
@@ -40,6 +43,25 @@ def test_overlapping_outages_last_until_the_later_one_ends() -> None:
     assert not tuesday.working_minute
 
 
+def test_the_clock_stands_still_while_every_run_waits_to_start(tmp_path: Path) -> None:
+    sandbox, season = Sandbox(tmp_path), Season(tmp_path)
+    sandbox.set_clock(dt.datetime(2026, 1, 6, 12, tzinfo=dt.UTC), season.speed)
+    runs: list[Any] = [SimpleNamespace(name="round", state_type=StateType.PENDING)]
+    season.active_runs = lambda: runs  # type: ignore[method-assign]
+    season.tick(sandbox)
+    held, first = season._held, sandbox._clock
+    season.tick(sandbox)
+    assert held is not None and first is not None and sandbox._clock is not None
+    # The simulated time stays where it was held while its wall anchor moves on.
+    assert sandbox._clock[0] == held and sandbox._clock[1] > first[1]
+    # Once a run is at work, the clock runs again: ticks leave it alone.
+    runs.append(SimpleNamespace(name="round-2", state_type=StateType.RUNNING))
+    running = sandbox._clock
+    season.tick(sandbox)
+    assert sandbox._clock is running and season._held is None
+
+
+@pytest.mark.integration
 @pytest.mark.timeout(1500)
 def test_a_week_of_rounds_with_faults_ends_right(tmp_path: Path) -> None:
     seed = int(os.environ.get("NUMERAI_SEASON_SEED") or random.SystemRandom().randint(1, 10**6))
@@ -58,3 +80,9 @@ def test_a_week_of_rounds_with_faults_ends_right(tmp_path: Path) -> None:
     assert figures["missed_rounds_notified"] == figures["rounds_missed"] == 1, why
     for model, verified in figures["verified_before_close"].items():
         assert verified == 4, (model, why)
+    # Each missed model is explained: every run of its round, its state and its last error.
+    for model in ("alpha", "beta"):
+        runs = missed["explanations"][model]
+        assert runs and all(r["state"] != "-" for r in runs), why
+        assert any("503" in (r["last_error"] or "") for r in runs), why
+    assert missed["notices"], why
