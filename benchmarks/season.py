@@ -94,6 +94,13 @@ SCENARIOS = (
     "outage",
     "outage-past-close",
 )
+# Where in a run its processes are killed, and the Numerai call that marks that point: the
+# first `submissions` call is a model's, under its lease; an upload starts with its auth query.
+KILL_POINTS = {
+    "starting": None,
+    "holding a model": "submissions",
+    "uploading": "submission_upload_auth",
+}
 IDLE_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
@@ -445,25 +452,29 @@ class Season:
                 raise TimeoutError(f"runs still active after {timeout} s: {self.active_runs()}")
             time.sleep(0.5)
 
-    def kill_a_running_flow(self, sandbox: Sandbox, timeout: float = 300) -> list[str]:
-        """SIGKILL the flow-run processes the worker started, once a run is Running.
+    def kill_the_flow_runs(self, sandbox: Sandbox, timeout: float = 300) -> list[str]:
+        """SIGKILL the flow-run processes the worker started, at a point drawn from KILL_POINTS.
 
-        Returns the names of the runs that were Running when their processes were killed.
+        Returns the runs that were Running when they were killed, and at which point.
         """
         assert self.worker is not None
+        point = self.rng.choice(sorted(KILL_POINTS))
+        seen = len(sandbox.requests)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(r.state_type.value == "RUNNING" for r in self.tick(sandbox)):
-                # Somewhere in the run: a run takes 5-10 s here, its models' work (under
-                # their leases) the last few of them.
-                time.sleep(self.rng.uniform(0.0, 8.0))
-                running = [r.name for r in self.active_runs() if r.state_type.value == "RUNNING"]
-                pids = children(self.worker.pid)
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                return running if pids else []
-            time.sleep(0.1)
+            running = [r.name for r in self.tick(sandbox) if r.state_type.value == "RUNNING"]
+            if point == "starting" and running:
+                time.sleep(self.rng.uniform(0.0, 1.0))
+            elif point == "starting" or not any(
+                op == KILL_POINTS[point] for op, _ in sandbox.requests[seen:]
+            ):
+                time.sleep(0.05)
+                continue
+            pids = children(self.worker.pid)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return [f"{name} ({point})" for name in running] if pids else []
         return []
 
     # -- the season ----------------------------------------------------------------------
@@ -525,7 +536,7 @@ class Season:
             sandbox.wait_for_deliveries(delivered + len(MODELS), timeout=120)
             if "repeated-webhook" in plan.scenarios:
                 self._repeat_webhooks(sandbox, plan.number)
-            killed = self.kill_a_running_flow(sandbox) if "killed-run" in plan.scenarios else []
+            killed = self.kill_the_flow_runs(sandbox) if "killed-run" in plan.scenarios else []
             window = next(w for w in ROUND_WINDOWS if w.name == plan.window)
             for offset in retry_offsets(window):
                 # On time even if earlier runs are still going, as the cron schedule would.
