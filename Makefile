@@ -79,7 +79,7 @@ bench: venv  ## Benchmarks on v5.3-size sandbox data: prints a table, writes ben
 	$(BIN)/python -m benchmarks.bench
 
 # Seasons per seed, e.g. make season SEEDS=1-10 WEEKS=1 (on PostgreSQL when
-# NUMERAI_TEST_DATABASE_URL is set); exits non-zero if a round with a working minute was missed.
+# NUMERAI_TEST_DATABASE_URL is set); exits 1 if a round with a working minute was missed.
 SEEDS ?= 1-10
 WEEKS ?= 1
 season: venv  ## Simulated weeks of rounds with faults on the real deployments, one season per seed (SEEDS=1-10 WEEKS=1)
