@@ -732,10 +732,18 @@ def run_season(
                 ) as worker,
             ):
                 season.worker = worker
-                wait_healthy(f"{season.receiver_url}/health", receiver, workdir / "receiver.log")
-                season.save_blocks(sandbox, sink)
-                outcomes = season.play(sandbox, sink, plans, progress)
-                settle_notifications(sink)
+                try:
+                    wait_healthy(
+                        f"{season.receiver_url}/health", receiver, workdir / "receiver.log"
+                    )
+                    season.save_blocks(sandbox, sink)
+                    outcomes = season.play(sandbox, sink, plans, progress)
+                    settle_notifications(sink)
+                finally:
+                    # A season stopped mid-round: the worker leaves its runs' processes behind.
+                    for pid in children(worker.pid):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
     finally:
         sink.close()
     figures = summarize(outcomes, sink.notices)
