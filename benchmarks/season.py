@@ -650,6 +650,25 @@ def summarize(outcomes: list[RoundOutcome], notices: list[Notice]) -> dict[str, 
     }
 
 
+DATA_DIR = ROOT / ".numerai" / "data"  # the deployments' data_dir (prefect.yaml)
+MAX_ROUND = 10**6  # the receiver refuses larger round numbers, as no real round has one
+
+
+def unused_round_numbers(count: int, data_dir: Path = DATA_DIR) -> int:
+    """The first of `count` round numbers whose live data no earlier run kept.
+
+    Deployed runs keep each round's live data under its number in the project's data folder
+    and reuse it: a number an earlier season used would hand this one that season's live ids.
+    """
+    names = (p.name.removeprefix("round-") for p in data_dir.glob("**/round-*"))
+    used = {int(n) for n in names if n.isdigit()}
+    pick = random.SystemRandom()
+    while True:
+        first = pick.randint(100_000, MAX_ROUND - count)
+        if used.isdisjoint(range(first, first + count)):
+            return first
+
+
 def round_line(outcome: RoundOutcome) -> str:
     """One line for a round: its faults and how it ended."""
     result = "covered" if not outcome.missed else f"missed {','.join(outcome.missed)}"
@@ -699,9 +718,7 @@ def run_season(
         # How often the slots of killed runs (expired leases) are freed; a lease is at least 60 s.
         "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": f"{REPOSSESSOR_S / speed:.4f}",
     }
-    # Round numbers no other run on this machine uses: deployed runs cache live data by number.
-    first_round = random.SystemRandom().randint(10_000_000, 90_000_000)
-    plans = plan_season(weeks, seed, first_round)
+    plans = plan_season(weeks, seed, unused_round_numbers(weeks * len(ROUND_WINDOWS)))
     sink = Sink()
     started = time.perf_counter()
     try:

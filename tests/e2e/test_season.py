@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from benchmarks.season import SCENARIOS, Season, explanation_lines, plan_season, run_season
+from benchmarks.season import (
+    SCENARIOS,
+    Season,
+    explanation_lines,
+    plan_season,
+    run_season,
+    unused_round_numbers,
+)
+from deployments.receiver import RoundWebhook
 from sandbox import Sandbox
 
 
@@ -41,6 +49,18 @@ def test_overlapping_outages_last_until_the_later_one_ends() -> None:
     ends = [f.until for f in tuesday.faults if f.until is not None]
     assert tuesday.outage_until == max(e for e in ends if e is not None) >= tuesday.closes
     assert not tuesday.working_minute
+
+
+def test_a_season_numbers_its_rounds_as_the_receiver_takes_them_and_no_earlier_one_did(
+    tmp_path: Path,
+) -> None:
+    first = unused_round_numbers(20, tmp_path)
+    # The receiver refuses a webhook whose round number no real round could have.
+    RoundWebhook.model_validate({"triggerId": "t", "roundNumber": first + 19})
+    for number in range(first, first + 20):
+        (tmp_path / "v5.3" / f"round-{number}").mkdir(parents=True)
+    again = unused_round_numbers(20, tmp_path)
+    assert not set(range(first, first + 20)) & set(range(again, again + 20))
 
 
 def test_the_clock_stands_still_while_every_run_waits_to_start(tmp_path: Path) -> None:
