@@ -260,6 +260,10 @@ class RoundOutcome:
     runs: int
     notified: bool = False
     wall_seconds: float = 0.0
+    # The round's webhooks the receiver refused (4xx: never a run), or did not answer with
+    # a run (5xx or no answer after the sandbox's retries, as Prefect was too slow).
+    webhooks_refused: int = 0
+    webhooks_unanswered: int = 0
     killed: list[str] = field(default_factory=list)
     # For each missed model: every run of the round, what it did with the model, and why.
     explanations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -539,7 +543,7 @@ class Season:
             delivered = len(sandbox.webhook_deliveries)
             sandbox.open_round(plan.number, opens=plan.opens, closes=plan.closes)
             # Deliveries run in the background; each ends once the receiver created its run.
-            sandbox.wait_for_deliveries(delivered + len(MODELS), timeout=120)
+            hooks = sandbox.wait_for_deliveries(delivered + len(MODELS), timeout=120)[delivered:]
             if "repeated-webhook" in plan.scenarios:
                 self._repeat_webhooks(sandbox, plan.number)
             killed = self.kill_the_flow_runs(sandbox) if "killed-run" in plan.scenarios else []
@@ -555,6 +559,10 @@ class Season:
             seen.update(run_ids)
             outcome = self._outcome(sandbox, plan, len(run_ids))
             outcome.killed = killed
+            outcome.webhooks_refused = sum(1 for h in hooks if h.status and 400 <= h.status < 500)
+            outcome.webhooks_unanswered = sum(1 for h in hooks if not h.ok) - (
+                outcome.webhooks_refused
+            )
             outcome.wall_seconds = time.perf_counter() - started
             try:
                 outcome.explanations = explain_misses(run_ids, plan.number, outcome.missed)
@@ -640,6 +648,8 @@ def summarize(outcomes: list[RoundOutcome], notices: list[Notice]) -> dict[str, 
         "verified_before_close": {m: sum(o.verified[m] for o in outcomes) for m in MODELS},
         "uploads_after_close": sum(o.late_uploads for o in outcomes),
         "duplicate_uploads": sum(max(0, n - 1) for o in outcomes for n in o.submissions.values()),
+        "webhooks_refused": sum(o.webhooks_refused for o in outcomes),
+        "webhooks_unanswered": sum(o.webhooks_unanswered for o in outcomes),
         "rounds_missed": len(missed),
         "missed_rounds_notified": sum(o.notified for o in missed),
         "workable_rounds_missed": [o.number for o in workable if o.missed],
@@ -676,6 +686,11 @@ def round_line(outcome: RoundOutcome) -> str:
         result += " (no working minute)"
     if outcome.killed:
         result += f", killed {','.join(outcome.killed)}"
+    if outcome.webhooks_refused or outcome.webhooks_unanswered:
+        result += (
+            f", webhooks refused {outcome.webhooks_refused}, "
+            f"unanswered {outcome.webhooks_unanswered}"
+        )
     faults = ",".join(outcome.scenarios)
     return (
         f"round {outcome.number} {outcome.window:<9} {faults:<44} {result} "
@@ -810,6 +825,8 @@ def print_report(figures: dict[str, Any]) -> None:
         ),
         ("uploads after the close (goal 0)", figures["uploads_after_close"]),
         ("duplicate uploads (goal 0)", figures["duplicate_uploads"]),
+        ("webhooks refused (goal 0)", figures["webhooks_refused"]),
+        ("webhooks unanswered", figures["webhooks_unanswered"]),
         ("rounds missed", figures["rounds_missed"]),
         ("missed rounds notified", figures["missed_rounds_notified"]),
         ("every round with a working minute covered", figures["every_workable_round_covered"]),

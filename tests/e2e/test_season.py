@@ -93,6 +93,7 @@ def test_a_week_of_rounds_with_faults_ends_right(tmp_path: Path) -> None:
     assert figures["rounds_open"] == 5
     assert figures["uploads_after_close"] == 0, why
     assert figures["duplicate_uploads"] == 0, why
+    assert figures["webhooks_refused"] == 0, why  # every round started from its webhook
     assert figures["every_workable_round_covered"], why
     # The round whose outage outlasts the close is missed, and the user hears about it.
     [missed] = [r for r in figures["rounds"] if not r["working_minute"]]
