@@ -81,8 +81,12 @@ clean:  ## Remove the virtualenv, downloaded data and local Prefect state
 bench: venv  ## Benchmarks on v5.3-size sandbox data: prints a table, writes benchmarks/results.json
 	$(BIN)/python -m benchmarks.bench
 
-season: venv  ## Four simulated weeks of rounds with faults on the real deployments: prints the report
-	$(BIN)/python -m benchmarks.season
+# Seasons per seed, e.g. make season SEEDS=1-10 WEEKS=1 (on PostgreSQL when
+# NUMERAI_TEST_DATABASE_URL is set); exits 1 if a round with a working minute was missed.
+SEEDS ?= 1-10
+WEEKS ?= 1
+season: venv  ## Simulated weeks of rounds with faults on the real deployments, one season per seed (SEEDS=1-10 WEEKS=1)
+	$(BIN)/python -m benchmarks.season --seeds $(SEEDS) --weeks $(WEEKS)
 
 aws-test: venv  ## AWS checks on moto only: Dockerfile, stack, ECS worker
 	$(BIN)/python -m pytest tests/aws
