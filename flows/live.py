@@ -16,6 +16,7 @@ from prefect import get_run_logger
 
 from blocks import NumeraiCredentials, NumeraiUnavailable
 from model.data import check_live_file, feature_names, read_example_predictions, read_live
+from model.errors import LiveDataError
 from model.tournaments import CLASSIC, Tournament, tournament, version_key
 
 from .policies import fresh_task
@@ -188,9 +189,13 @@ class LiveFrames:
     features: dict[str | None, pd.DataFrame] = field(default_factory=dict)
     benchmarks: pd.DataFrame | None = None
     example: pd.Series | None = None
+    # A feature set that could not be read (unknown to features.json, say) fails only its models.
+    unreadable: dict[str | None, Exception] = field(default_factory=dict)
 
     def for_model(self, feature_set: str | None) -> pd.DataFrame:
-        """The live frame a model with this feature set is given."""
+        """The live frame a model with this feature set is given (or why there is none)."""
+        if feature_set in self.unreadable:
+            raise self.unreadable[feature_set]
         return self.features[feature_set]
 
 
@@ -200,15 +205,18 @@ def read_live_frames(live: LiveData, feature_sets: list[str | None]) -> LiveFram
     if live.tournament != CLASSIC:
         return LiveFrames(live)
     frames: dict[str | None, pd.DataFrame] = {}
+    unreadable: dict[str | None, Exception] = {}
     sets_path, live_path = live.path("features.json"), live.path("live.parquet")
     for feature_set in dict.fromkeys(feature_sets):
-        if feature_set is ALL_COLUMNS:
-            frames[feature_set] = read_live(live_path)
-        else:
-            frames[feature_set] = read_live(live_path, feature_names(sets_path, feature_set))
+        try:
+            features = None if feature_set is ALL_COLUMNS else feature_names(sets_path, feature_set)
+            frames[feature_set] = read_live(live_path, features)
+        except LiveDataError as exc:
+            unreadable[feature_set] = exc
     return LiveFrames(
         live,
         frames,
         benchmarks=pd.read_parquet(live.path("live_benchmark_models.parquet")),
         example=read_example_predictions(live.path("live_example_preds.parquet")),
+        unreadable=unreadable,
     )
