@@ -78,6 +78,14 @@ def close_margin() -> dt.timedelta:
     return dt.timedelta(seconds=flow_settings().close_margin_seconds)
 
 
+def too_late(round_info: RoundInfo) -> RoundClosed:
+    """The error of a run that reached an upload within the close margin."""
+    return RoundClosed(
+        f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
+        "too late to upload, nothing was sent"
+    )
+
+
 @fresh_task
 def resolve_round(credentials: NumeraiCredentials, tournament: int) -> RoundInfo | None:
     """The round open for submissions now, or None; waits out an outage (the run's first call)."""
@@ -153,10 +161,7 @@ def model_lease(model_name: str, round_info: RoundInfo) -> Iterator[None]:
     deadline = round_info.close_time - close_margin()
     wait = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
     if wait <= 0:
-        raise RoundClosed(
-            f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
-            "too late to upload, nothing was sent"
-        )
+        raise too_late(round_info)
     acquired = False
     try:
         with concurrency(
@@ -248,10 +253,7 @@ def upload(
 ) -> str:
     """Upload a validated submission for the open round, once; returns its submission id."""
     if not round_info.is_open(dt.datetime.now(dt.UTC) + close_margin()):
-        raise RoundClosed(
-            f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
-            "too late to upload, nothing was sent"
-        )
+        raise too_late(round_info)
     # The tournament's client: Signals uploads by its own auth query and create mutation.
     client = credentials.get_client(tournament_number)
     if current_task_run.get_run_count() > 1:
