@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run, task_run
 from prefect.settings import PREFECT_UI_URL
 
-from model.names import history_key, model_resource_id, round_resource_id
+from model.names import flow_run_url, history_key, model_resource_id, round_resource_id
 from model.report import history_summary, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
 
@@ -46,12 +45,6 @@ def round_resource(round_number: int) -> dict[str, str]:
     }
 
 
-# (flow run id, model, round) of every failure this process has announced: a round's report
-# announces the failures no model task could (its tournament's data failed, the task crashed).
-_announced: set[tuple[str | None, str, int]] = set()
-_announced_lock = threading.Lock()
-
-
 def run_url() -> str | None:
     """The UI page of the current flow run, as this process reaches Prefect (the link in a
     message: the server itself knows no UI URL unless PREFECT_UI_URL is set there)."""
@@ -59,7 +52,7 @@ def run_url() -> str | None:
     ui = PREFECT_UI_URL.value()
     if not run_id or not ui:
         return None
-    return f"{str(ui).rstrip('/')}/runs/flow-run/{run_id}"
+    return flow_run_url(str(ui), run_id)
 
 
 def emit_submission_event(kind: str, model: str, round_number: int, **payload: Any) -> None:
@@ -80,8 +73,6 @@ def emit_submission_event(kind: str, model: str, round_number: int, **payload: A
     if kind == "failed":
         retry = next_retry_after(now)
         payload.setdefault("next_retry", retry.isoformat() if retry else None)
-        with _announced_lock:
-            _announced.add((run_id, model, round_number))
     emit_event(
         event=f"numerai.submission.{kind}",
         resource=resource,
@@ -90,32 +81,9 @@ def emit_submission_event(kind: str, model: str, round_number: int, **payload: A
     )
 
 
-def announce_unreported_failures(rows: Sequence[Mapping[str, Any]]) -> int:
-    """numerai.submission.failed for each failed model of the round not announced yet.
-
-    A model's task announces its own failure; a model whose tournament's live data or account
-    could not be read, or whose task crashed, never ran one: without this it would fail
-    silently (the run-failed automation leaves rounds whose models' failures are announced).
-    """
-    run_id = flow_run.get_id()
-    sent = 0
-    for row in rows:
-        if not row.get("error") or row.get("status") in ("verified", "already submitted"):
-            continue
-        model, number = str(row["model"]), int(row["round"])
-        with _announced_lock:
-            if (run_id, model, number) in _announced:
-                continue
-        emit_submission_event("failed", model, number, error=row["error"], task_run_id=None)
-        sent += 1
-    return sent
-
-
 @fresh_task
 def publish_round_report(round_number: int, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The run's artifacts: the per-model table, and Markdown with the distribution chart;
-    a failure event for each failed model that none was sent for."""
-    announce_unreported_failures(rows)
+    """The run's artifacts: the per-model table, and Markdown with the distribution chart."""
     table_columns = (
         "model",
         "round",

@@ -23,7 +23,7 @@ from model.tournaments import CLASSIC, tournament
 
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
 from .policies import with_api_retries
-from .reporting import publish_round_report, update_model_histories
+from .reporting import emit_submission_event, publish_round_report, update_model_histories
 from .settings import flow_settings
 from .submission import (
     ModelFailed,
@@ -99,6 +99,18 @@ def _name_round_run(round_number: int, size: str | None) -> None:
         client.update_flow_run(UUID(run_id), name=round_run_name(round_number, size))
 
 
+def failed_without_a_task(
+    config: NumeraiModel, round_info: RoundInfo, error: str, tournament_name: str
+) -> ModelReport:
+    """The report of a model whose task never said why it failed (its tournament's live data or
+    account could not be read, or the task crashed), announced as the task would have: without
+    the event its failure would be silent (run-failed leaves rounds whose models announced)."""
+    emit_submission_event("failed", config.model_name, round_info.number, error=error)
+    return ModelReport(
+        config.model_name, round_info.number, error=error, tournament=tournament_name
+    )
+
+
 def run_models(
     configs: list[NumeraiModel],
     credentials: NumeraiCredentials,
@@ -136,10 +148,7 @@ def run_models(
             error = future.state.message or "crashed"
             if isinstance(outcome, BaseException):
                 error = f"{type(outcome).__name__}: {outcome}"
-            name = frames.live.rules.name
-            reports.append(
-                ModelReport(config.model_name, round_info.number, error=error, tournament=name)
-            )
+            reports.append(failed_without_a_task(config, round_info, error, frames.live.rules.name))
     return reports
 
 
@@ -167,10 +176,7 @@ def _tournament_round(
     except Exception as exc:
         # This tournament's data or account failed: its models fail, the others go on.
         error = f"{type(exc).__name__}: {exc}"
-        return [
-            ModelReport(c.model_name, round_info.number, error=error, tournament=name)
-            for c in group
-        ]
+        return [failed_without_a_task(c, round_info, error, name) for c in group]
     return run_models(group, credentials, round_info, frames, account, trigger_id, force)
 
 

@@ -68,3 +68,8 @@ def trigger_key(model_block: str | None, trigger_id: str) -> str:
 def submission_filename(model_name: str, round_number: int) -> str:
     """The file name a model's predictions are uploaded under."""
     return f"{model_name}-{round_run_name(round_number)}.csv"
+
+
+def flow_run_url(ui_url: str, run_id: object) -> str:
+    """A flow run's page in the Prefect UI at `ui_url`."""
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{run_id}"

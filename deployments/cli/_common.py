@@ -32,7 +32,7 @@ from blocks import (
     NumeraiQueryError,
 )
 from deployments.local import ModelEntry, read_models
-from model.names import ROUND_FLOW, model_block_name
+from model.names import ROUND_FLOW, flow_run_url, model_block_name
 
 if TYPE_CHECKING:
     pass
@@ -231,7 +231,7 @@ def _mask(url: str | None) -> str:
 def _ui_url(run_id: UUID) -> str:
     """The flow run's page in the Prefect UI."""
     ui = PREFECT_UI_URL.value() or _api_url().rstrip("/").removesuffix("/api")
-    return f"{str(ui).rstrip('/')}/runs/flow-run/{run_id}"
+    return flow_run_url(str(ui), run_id)
 
 
 def _when(moment: dt.datetime | None) -> str:
