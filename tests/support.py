@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROOT",
+    "LogRecords",
     "background",
     "free_port",
     "prefect_worker",
@@ -126,3 +128,15 @@ def runs_of(deployment_id: UUID, trigger_id: str | None = None) -> list[FlowRun]
             if len(page) < 200:
                 break
     return [r for r in runs if trigger_id is None or r.parameters.get("trigger_id") == trigger_id]
+
+
+class LogRecords(logging.Handler):
+    """Keeps every record it handles."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record."""
+        self.records.append(record)

@@ -28,7 +28,7 @@ from prefect.events.schemas.events import Event, ResourceSpecification
 from deployments import receiver as receiver_module
 from deployments.receiver import ConfigError, ReceiverSettings, RoundWebhook
 from sandbox import Sandbox
-from tests.support import runs_of
+from tests.support import LogRecords, runs_of
 
 ROOT = Path(__file__).resolve().parents[2]
 Serve = Callable[..., contextlib.AbstractContextManager[str]]
@@ -294,18 +294,6 @@ def test_missing_deployment_is_503_naming_it(settings: ReceiverSettings, serve_w
 # -- secrets and settings -----------------------------------------------------------------
 
 
-class _Records(logging.Handler):
-    """Keeps every record it handles."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Keep the record."""
-        self.records.append(record)
-
-
 def test_secret_never_logged(
     receiver: str,
     webhook_secret: str,
@@ -314,7 +302,7 @@ def test_secret_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     # uvicorn's loggers do not propagate under Prefect's logging config: listen on them directly.
-    uvicorn_records = _Records()
+    uvicorn_records = LogRecords()
     uvicorn_access = logging.getLogger("uvicorn.access")
     old_level = uvicorn_access.level
     uvicorn_access.setLevel(logging.INFO)

@@ -21,25 +21,13 @@ import httpx
 import pytest
 
 from deployments.receiver import ReceiverApp, ReceiverSettings, create_app
-from tests.support import runs_of, serve_in_thread
-
-
-class _Records(logging.Handler):
-    """Keeps every record it handles."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Keep the record."""
-        self.records.append(record)
+from tests.support import LogRecords, runs_of, serve_in_thread
 
 
 @contextlib.contextmanager
 def receiver_records() -> Iterator[list[logging.LogRecord]]:
     """Every record of the receiver's and uvicorn's loggers while the block runs."""
-    handler = _Records()
+    handler = LogRecords()
     names = ("deployments.receiver", "uvicorn.error", "uvicorn")
     saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
     for log, _ in saved:
