@@ -1,10 +1,15 @@
-"""Numerai's round webhook -> one Prefect flow run of submit-round per model and trigger id.
+"""Numerai's round webhook -> one Prefect flow run of submit-round per round.
 
 Run it:  `python -m deployments.receiver --host 127.0.0.1 --port 8080`
      or  `uvicorn deployments.receiver:app --no-access-log` (settings read at startup).
 
 Register `https://HOST/webhook/SECRET/MODEL_BLOCK` as each model's webhook on Numerai
-(`setSubmissionWebhook`); `https://HOST/webhook/SECRET` starts one run for every model.
+(`setSubmissionWebhook`). When a round opens, Numerai calls every model's webhook: the first
+call creates the round's run (every model, split by size by the flow), starting
+NUMERAI_WEBHOOK_GATHER_SECONDS later; each call stores its model's trigger id, which the model's
+task reads before it uploads. A test trigger (`isTest`), or a webhook when no round is known
+(no roundNumber, outside the schedule's windows), starts a run of its model alone, with its
+trigger id as a parameter. `https://HOST/webhook/SECRET` starts one run for every model.
 
 Every rule (routes, body size and deadline, requests in flight, strict body types) is enforced
 by the ASGI app itself, so that any server that hosts it (uvicorn here, Mangum on AWS Lambda)
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import hmac
@@ -24,7 +30,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID
@@ -32,16 +38,25 @@ from uuid import UUID
 import httpx
 import uvicorn
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.client.schemas.objects import FlowRun
 from prefect.events import Event
-from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
+from prefect.states import Scheduled, State
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from model.names import WEBHOOK_TAG, model_resource_id, round_resource_id, trigger_key
-from model.schedule import window_at
+from model.names import (
+    WEBHOOK_TAG,
+    model_resource_id,
+    round_resource_id,
+    trigger_key,
+    trigger_variable_name,
+)
+from model.schedule import RoundWindow, window_at
+from model.triggers import WebhookTrigger, round_run_key
 
 logger = logging.getLogger("deployments.receiver")  # also under `python -m`
 access_logger = logging.getLogger("deployments.receiver.access")
@@ -101,6 +116,9 @@ class ReceiverSettings:
     # collision with 503, which Prefect's client waits out for 2 s, then 4 s: creates that queue
     # here finish sooner than creates that collide there.
     create_concurrency: int = 2
+    # A round's run starts this long after its first webhook, so that the other models' calls
+    # (Numerai sends them together) are in before the first model uploads.
+    gather_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_LENGTH:
@@ -127,6 +145,11 @@ class ReceiverSettings:
                 "NUMERAI_WEBHOOK_MAX_BYTES, the timeouts, NUMERAI_WEBHOOK_MAX_IN_FLIGHT and "
                 "NUMERAI_WEBHOOK_CREATE_CONCURRENCY must be positive"
             )
+        if not 0 <= self.gather_seconds <= 600:
+            raise ConfigError(
+                "NUMERAI_WEBHOOK_GATHER_SECONDS must be between 0 and 600 "
+                f"(got {self.gather_seconds:g})"
+            )
         if not self.prefect_api_url.startswith(("http://", "https://")):
             raise ConfigError(
                 "PREFECT_API_URL must be the URL of a running Prefect API, "
@@ -149,6 +172,7 @@ class ReceiverSettings:
             body_timeout=_env_number(env, "NUMERAI_WEBHOOK_BODY_TIMEOUT", "10"),
             max_in_flight=_env_count(env, "NUMERAI_WEBHOOK_MAX_IN_FLIGHT", "100"),
             create_concurrency=_env_count(env, "NUMERAI_WEBHOOK_CREATE_CONCURRENCY", "2"),
+            gather_seconds=_env_number(env, "NUMERAI_WEBHOOK_GATHER_SECONDS", "15"),
         )
 
 
@@ -312,13 +336,41 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def round_opened(model: str, hook: RoundWebhook) -> Event | None:
+@dataclass(frozen=True)
+class RunPlan:
+    """The run a webhook starts: found or created by its idempotency key."""
+
+    key: str
+    parameters: dict[str, Any]
+    start: dt.datetime | None = None  # None: as soon as a worker takes it
+    # The round's run (models unset): the model's trigger id is stored for its task to read.
+    stores_trigger: bool = False
+
+
+def plan_run(
+    hook: RoundWebhook,
+    model: str | None,
+    now: dt.datetime,
+    window: RoundWindow | None,
+    gather: dt.timedelta,
+) -> RunPlan:
+    """One run per round for the models' webhooks; one run per trigger for the others."""
+    if model is not None and not hook.isTest:
+        key = round_run_key(hook.roundNumber, window, now)
+        if key is not None:
+            return RunPlan(key, {}, now + gather, stores_trigger=True)
+    parameters: dict[str, Any] = {"trigger_id": hook.triggerId}
+    if model is not None:
+        parameters["models"] = [model]
+    return RunPlan(trigger_key(model, hook.triggerId), parameters)
+
+
+def round_opened(model: str, hook: RoundWebhook, window: RoundWindow | None) -> Event | None:
     """numerai.round.opened for the model, which the "about to be missed" automations await.
 
     Only inside a round window (None outside): the label names the window, whose length sets
     the deadline.
     """
-    window = window_at(dt.datetime.now(dt.UTC))
     if window is None:
         return None
     resource = {
@@ -459,16 +511,25 @@ class Receiver:
             hook = RoundWebhook.model_validate_json(body)
         except ValidationError as exc:
             return _error(422, _describe(exc))
+        now = dt.datetime.now(dt.UTC)
+        window = window_at(now)
+        gather = dt.timedelta(seconds=self.settings.gather_seconds)
+        plan = plan_run(hook, model, now, window, gather)
+        new_trigger = True
         try:
-            run, duplicate = await self.create_run(hook, model)
+            if model is not None and plan.stores_trigger:
+                trigger = WebhookTrigger(hook.triggerId, now, hook.roundNumber)
+                new_trigger = await self.store_trigger(model, trigger)
+            run, duplicate = await self.create_run(plan)
         except PrefectUnavailable as exc:
             logger.warning(
                 "trigger not started: %s",
                 log_fields(trigger=hook.triggerId, model=model or "all", reason=str(exc)),
             )
             return _error(503, str(exc), {"retry-after": "5"})
-        if model is not None and not duplicate:
-            await self.announce(round_opened(model, hook))
+        # Once per model and trigger: a repeated delivery is not a second opening.
+        if model is not None and new_trigger and not (duplicate and not plan.stores_trigger):
+            await self.announce(round_opened(model, hook, window))
         logger.info(
             "trigger: %s",
             log_fields(
@@ -513,16 +574,16 @@ class Receiver:
                 self._deployment_id = deployment.id
             return self._deployment_id
 
-    async def create_run(self, hook: RoundWebhook, model: str | None) -> tuple[FlowRun, bool]:
-        """The trigger's run: remembered, or created once (Prefect dedupes a repeated key too)."""
-        key = trigger_key(model, hook.triggerId)
+    async def create_run(self, plan: RunPlan) -> tuple[FlowRun, bool]:
+        """The plan's run: remembered, or created once (Prefect dedupes a repeated key too)."""
+        key = plan.key
         lock = self._pending.setdefault(key, asyncio.Lock())
         try:
             async with lock:
                 if key in self._recent:
                     self._recent.move_to_end(key)
                     return self._recent[key], True
-                run, duplicate = await self._create_run(hook, model, key)
+                run, duplicate = await self._create_run(plan)
                 self._recent[key] = run
                 while len(self._recent) > RECENT_TRIGGERS:
                     self._recent.popitem(last=False)
@@ -531,40 +592,17 @@ class Receiver:
             if not lock.locked() and self._pending.get(key) is lock:
                 del self._pending[key]
 
-    async def _create_run(
-        self, hook: RoundWebhook, model: str | None, key: str
-    ) -> tuple[FlowRun, bool]:
-        parameters: dict[str, Any] = {"trigger_id": hook.triggerId}
-        if model is not None:
-            parameters["models"] = [model]
-        statuses: list[int] = []
-        _create_statuses.set(statuses)  # this request's task only
+    @contextlib.asynccontextmanager
+    async def _prefect_call(self) -> AsyncIterator[PrefectClient]:
+        """A turn to write to Prefect, under one deadline; failures become PrefectUnavailable.
+
+        The deadline covers the wait for a turn: Prefect's client retries timeouts and 5xx with
+        backoff for far longer than a webhook caller waits.
+        """
         session = self.session()
-
-        async def create(client: PrefectClient) -> FlowRun:
-            deployment_id = await self._resolve_deployment(session, client)
-            return await client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=key, tags=[WEBHOOK_TAG]
-            )
-
-        name = self.settings.deployment
         try:
-            # One deadline for everything, the wait for a turn included: Prefect's client
-            # retries timeouts and 5xx with backoff for far longer than a webhook caller waits.
             async with asyncio.timeout(self.settings.prefect_timeout), session.creates:
-                client = await session.start()
-                try:
-                    run = await create(client)
-                except PrefectHTTPStatusError as exc:
-                    if exc.response.status_code != 404:
-                        raise
-                    self._deployment_id = None  # deleted and re-created: look it up again
-                    run = await create(client)
-        except ObjectNotFound as exc:
-            raise PrefectUnavailable(
-                f"deployment {name!r} not found on the Prefect API: run `prefect deploy`, "
-                "then retry"
-            ) from exc
+                yield await session.start()
         except PrefectHTTPStatusError as exc:
             raise PrefectUnavailable(
                 f"Prefect API answered HTTP {exc.response.status_code}, retry later"
@@ -577,6 +615,65 @@ class Receiver:
         except (httpx.HTTPError, OSError) as exc:
             raise PrefectUnavailable(
                 f"Prefect API unreachable ({type(exc).__name__}), retry later"
+            ) from exc
+
+    async def store_trigger(self, model: str, trigger: WebhookTrigger) -> bool:
+        """Keep the model's latest trigger in a Prefect variable; False if it was already kept.
+
+        One variable per model: the webhooks of a round write each its own, so none is lost
+        however many receivers answer at once.
+        """
+        name = trigger_variable_name(model)
+        value = trigger.to_value()
+        async with self._prefect_call() as client:
+            stored = await client.read_variable_by_name(name)
+            if stored is None:
+                try:
+                    await client.create_variable(
+                        VariableCreate(name=name, value=value, tags=[WEBHOOK_TAG])
+                    )
+                    return True
+                except ObjectAlreadyExists:  # another call created it meanwhile: update it
+                    pass
+            else:
+                kept = WebhookTrigger.from_value(stored.value)
+                if kept is not None and kept.trigger_id == trigger.trigger_id:
+                    return False
+            await client.update_variable(VariableUpdate(name=name, value=value))
+            return True
+
+    async def _create_run(self, plan: RunPlan) -> tuple[FlowRun, bool]:
+        statuses: list[int] = []
+        _create_statuses.set(statuses)  # this request's task only
+        session = self.session()
+        state: State[Any] | None = None
+        if plan.start is not None:
+            state = Scheduled(scheduled_time=plan.start)
+
+        async def create(client: PrefectClient) -> FlowRun:
+            deployment_id = await self._resolve_deployment(session, client)
+            return await client.create_flow_run_from_deployment(
+                deployment_id,
+                parameters=plan.parameters,
+                idempotency_key=plan.key,
+                tags=[WEBHOOK_TAG],
+                state=state,
+            )
+
+        name = self.settings.deployment
+        try:
+            async with self._prefect_call() as client:
+                try:
+                    run = await create(client)
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 404:
+                        raise
+                    self._deployment_id = None  # deleted and re-created: look it up again
+                    run = await create(client)
+        except ObjectNotFound as exc:
+            raise PrefectUnavailable(
+                f"deployment {name!r} not found on the Prefect API: run `prefect deploy`, "
+                "then retry"
             ) from exc
         return run, statuses[-1:] == [200]
 

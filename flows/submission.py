@@ -19,11 +19,12 @@ from prefect.runtime import task_run as current_task_run
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
 from blocks.client import trigger_id_env
-from model.names import MODEL_TASK, model_limit_name, submission_filename
+from model.names import MODEL_TASK, model_limit_name, submission_filename, trigger_variable_name
 from model.predictor import load_predictor
 from model.summary import prediction_summary
 from model.ticker_example import read_prices
 from model.tournaments import CLASSIC, tournament
+from model.triggers import WebhookTrigger
 from model.validation import ValidationResult, validate_submission, validate_ticker_submission
 
 from .live import LiveData, LiveFrames
@@ -241,6 +242,28 @@ def prepare_submission(config: NumeraiModel, frames: LiveFrames) -> PreparedSubm
     )
 
 
+def webhook_trigger(block: str | None, round_info: RoundInfo) -> str | None:
+    """The trigger id the receiver stored for the model's webhook of this round, if any.
+
+    Read just before the upload, so that a webhook that came after the round's run started is
+    still carried. A trigger that cannot be read is logged and left out: the submission stands.
+    """
+    if block is None:
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            stored = client.read_variable_by_name(trigger_variable_name(block))
+    except Exception as exc:  # a trigger id never costs a round
+        get_run_logger().warning(
+            "Webhook trigger of %s not read (%s): uploading without one", block, exc
+        )
+        return None
+    trigger = WebhookTrigger.from_value(stored.value) if stored is not None else None
+    if trigger is None or not trigger.belongs_to(round_info.number, round_info.open_time):
+        return None
+    return trigger.trigger_id
+
+
 @fresh_task
 def upload(
     credentials: NumeraiCredentials,
@@ -302,9 +325,12 @@ def submit_model(
     account: dict[str, str],
     trigger_id: str | None = None,
     force: bool = False,
+    block: str | None = None,
 ) -> ModelReport:
     """Predict, validate, upload and verify one model's submission for the open round.
 
+    The submission carries `trigger_id`, else the trigger of the model's webhook (`block`, the
+    model's block name, as the receiver knows it) for this round, if one came.
     Raises ModelFailed, carrying the model's report, when no verified submission stands.
     """
     logger = get_run_logger()
@@ -348,6 +374,7 @@ def submit_model(
             if not prepared.validation.ok:
                 report.status = "invalid"
                 raise ValueError(f"predictions not uploaded: {report.validation}")
+            trigger_id = trigger_id or webhook_trigger(block, round_info)
             submission_id = with_api_retries(upload)(
                 credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id,
                 live.tournament,

@@ -112,7 +112,7 @@ def failed_without_a_task(
 
 
 def run_models(
-    configs: list[NumeraiModel],
+    configs: dict[str, NumeraiModel],
     credentials: NumeraiCredentials,
     round_info: RoundInfo,
     frames: LiveFrames,
@@ -120,14 +120,16 @@ def run_models(
     trigger_id: str | None,
     force: bool,
 ) -> list[ModelReport]:
-    """Every model's submit-model task, mapped on Prefect's thread pool; reports in order."""
-    ensure_model_limits([c.model_name for c in configs])
+    """Every model's submit-model task (`configs` by block name), mapped on Prefect's thread
+    pool; reports in order."""
+    ensure_model_limits([c.model_name for c in configs.values()])
     runner: ThreadPoolTaskRunner[Any]
     with ThreadPoolTaskRunner(max_workers=flow_settings().model_concurrency) as runner:
         futures: PrefectFutureList[Any] = runner.map(
             cast(Any, submit_model),  # map's overloads do not name sync tasks
             {
-                "config": configs,
+                "config": list(configs.values()),
+                "block": list(configs),
                 "credentials": unmapped(credentials),
                 "round_info": unmapped(round_info),
                 "frames": unmapped(frames),
@@ -138,7 +140,7 @@ def run_models(
         )
         futures.wait()
     reports = []
-    for config, future in zip(configs, futures, strict=True):
+    for config, future in zip(configs.values(), futures, strict=True):
         outcome = future.state.result(raise_on_failure=False)
         if isinstance(outcome, ModelReport):
             reports.append(outcome)
@@ -154,7 +156,7 @@ def run_models(
 
 def _tournament_round(
     number: int,
-    group: list[NumeraiModel],
+    group: dict[str, NumeraiModel],
     credentials: NumeraiCredentials,
     round_info: RoundInfo,
     trigger_id: str | None,
@@ -172,11 +174,11 @@ def _tournament_round(
             credentials, round_info.number, version, data_dir, number
         )
         account = with_api_retries(account_models)(credentials, number)
-        frames = read_live_frames(live, [c.feature_set for c in group])
+        frames = read_live_frames(live, [c.feature_set for c in group.values()])
     except Exception as exc:
         # This tournament's data or account failed: its models fail, the others go on.
         error = f"{type(exc).__name__}: {exc}"
-        return [failed_without_a_task(c, round_info, error, name) for c in group]
+        return [failed_without_a_task(c, round_info, error, name) for c in group.values()]
     return run_models(group, credentials, round_info, frames, account, trigger_id, force)
 
 
@@ -252,7 +254,7 @@ def start_size_runs(
 
 
 def _submit_here(
-    configs: list[NumeraiModel],
+    configs: dict[str, NumeraiModel],
     credentials: NumeraiCredentials,
     trigger_id: str | None,
     data_version: str | None,
@@ -262,9 +264,9 @@ def _submit_here(
 ) -> tuple[list[ModelReport], list[RoundInfo], list[str]]:
     """This run's own models, tournament by tournament: reports, open rounds, closed notes."""
     logger = get_run_logger()
-    by_tournament: dict[int, list[NumeraiModel]] = {}
-    for config in configs:
-        by_tournament.setdefault(config.tournament, []).append(config)
+    by_tournament: dict[int, dict[str, NumeraiModel]] = {}
+    for block, config in configs.items():
+        by_tournament.setdefault(config.tournament, {})[block] = config
     reports: list[ModelReport] = []
     rounds: list[RoundInfo] = []
     not_open: list[str] = []
@@ -325,7 +327,7 @@ def submit_round(
             )
 
     reports, rounds, not_open = _submit_here(
-        list(here.values()), credentials, trigger_id, data_version, data_dir, force, size
+        here, credentials, trigger_id, data_version, data_dir, force, size
     )
     closed = "".join(f"; {note}" for note in not_open)
     sized = "".join(

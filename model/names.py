@@ -73,3 +73,8 @@ def submission_filename(model_name: str, round_number: int) -> str:
 def flow_run_url(ui_url: str, run_id: object) -> str:
     """A flow run's page in the Prefect UI at `ui_url`."""
     return f"{ui_url.rstrip('/')}/runs/flow-run/{run_id}"
+
+
+def trigger_variable_name(model_block: str) -> str:
+    """The Prefect variable holding a model's latest webhook trigger (see model.triggers)."""
+    return f"numerai-trigger-{model_block}"

@@ -20,6 +20,7 @@ from uuid import UUID
 import boto3
 import pytest
 
+from deployments import receiver
 from deployments.aws import lambda_handler, stack
 from tests.support import runs_of, unpooled_deployment
 
@@ -67,6 +68,8 @@ def handler(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> It
     for name, value in function_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(lambda_handler, "_receiver", None)
+    # Outside every round window whatever the time: a webhook naming no round runs its model.
+    monkeypatch.setattr(receiver, "window_at", lambda _: None)
     yield lambda_handler.handler
 
 
@@ -150,6 +153,22 @@ def test_right_secret_creates_the_models_run_once(
     status, again = answer(handler(url_event(path, {"triggerId": trigger}), Context()))
     assert (status, again["flow_run_id"], again["duplicate"]) == (200, body["flow_run_id"], True)
     assert len(runs_of(deployment_id, trigger)) == 1
+
+
+def test_the_webhooks_of_a_round_share_one_run_as_on_the_local_receiver(
+    handler: Any, webhook_secret: tuple[str, str], deployment_id: UUID
+) -> None:
+    number = 100_000 + secrets.randbelow(900_000)
+    ids = set()
+    for model in ("lambda-a", "lambda-b"):
+        path = f"/webhook/{webhook_secret[1]}/{model}"
+        body = {"triggerId": f"lambda-{uuid.uuid4()}", "roundNumber": number}
+        status, answered = answer(handler(url_event(path, body), Context()))
+        assert status == 200, answered
+        ids.add(answered["flow_run_id"])
+    [run_id] = ids
+    [run] = [r for r in runs_of(deployment_id) if str(r.id) == run_id]
+    assert (run.parameters, run.idempotency_key) == ({}, f"numerai-round-{number}")
 
 
 def test_wrong_or_missing_secret_is_404_and_creates_nothing(

@@ -16,6 +16,15 @@ from tests.support import serve_in_thread, unpooled_deployment
 DEPLOYMENT = "submit-round/receiver-test"
 
 
+@pytest.fixture(autouse=True)
+def outside_round_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver's clock outside every round window, whatever time the tests run at: a
+    webhook without a round number starts a run of its own (a test sets a window to see more)."""
+    from deployments import receiver
+
+    monkeypatch.setattr(receiver, "window_at", lambda _: None)
+
+
 @pytest.fixture(scope="module")
 def deployment_id(prefect_server: str) -> Iterator[UUID]:
     """A deployment of the real submit-round flow without a work pool: its runs stay Scheduled."""

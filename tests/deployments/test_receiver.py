@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -27,6 +29,8 @@ from prefect.events.schemas.events import Event, ResourceSpecification
 
 from deployments import receiver as receiver_module
 from deployments.receiver import ConfigError, ReceiverSettings, RoundWebhook
+from model.names import trigger_variable_name
+from model.triggers import WebhookTrigger
 from sandbox import Sandbox
 from tests.support import LogRecords, runs_of
 
@@ -52,22 +56,90 @@ def test_health(receiver: str) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_model_webhook_creates_one_scheduled_run(
+def stored_trigger(model: str) -> WebhookTrigger | None:
+    """The trigger the receiver keeps for a model, as the model's task reads it."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        variable = client.read_variable_by_name(trigger_variable_name(model))
+    return WebhookTrigger.from_value(variable.value) if variable is not None else None
+
+
+def test_the_models_webhooks_of_a_round_start_one_run_and_keep_each_trigger(
+    receiver: str, webhook_secret: str, deployment_id: UUID, settings: ReceiverSettings
+) -> None:
+    number = random.randint(100_000, 999_999)
+    models = [f"model-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    triggers = {model: _trigger() for model in models}
+    sent = dt.datetime.now(dt.UTC)
+    answers = []
+    for model, trigger in triggers.items():
+        body = {"triggerId": trigger, "roundNumber": number, "dataVersion": "v5.3", "x": 1}
+        response = _post(f"{receiver}/webhook/{webhook_secret}/{model}", body)
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    assert [a["duplicate"] for a in answers] == [False, True, True]
+    [run_id] = {a["flow_run_id"] for a in answers}
+    [run] = [r for r in runs_of(deployment_id) if str(r.id) == run_id]
+    assert run.name == answers[0]["flow_run_name"]
+    assert run.parameters == {}  # every model, split by size in the flow
+    assert run.idempotency_key == f"numerai-round-{number}"
+    assert "numerai-webhook" in run.tags
+    assert run.state is not None and run.state.is_scheduled()
+    gather = dt.timedelta(seconds=settings.gather_seconds)
+    assert run.expected_start_time is not None
+    assert run.expected_start_time >= sent + gather - dt.timedelta(seconds=1)
+    for model, trigger in triggers.items():
+        kept = stored_trigger(model)
+        assert kept is not None and (kept.trigger_id, kept.round_number) == (trigger, number)
+
+    # A later trigger of one model replaces its own, and joins the same run.
+    again = _post(
+        f"{receiver}/webhook/{webhook_secret}/{models[0]}",
+        {"triggerId": "t-later", "roundNumber": number},
+    ).json()
+    assert again["flow_run_id"] == run_id
+    assert stored_trigger(models[0]).trigger_id == "t-later"  # type: ignore[union-attr]
+    assert stored_trigger(models[1]).trigger_id == triggers[models[1]]  # type: ignore[union-attr]
+
+
+def test_a_webhook_without_a_round_joins_the_run_of_the_open_window(
+    receiver: str, webhook_secret: str, deployment_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.schedule import ROUND_WINDOWS
+
+    window = random.choice(ROUND_WINDOWS)  # a key of its own, not another test's window
+    monkeypatch.setattr(receiver_module, "window_at", lambda _: window)
+    answers = [
+        _post(f"{receiver}/webhook/{webhook_secret}/{model}", {"triggerId": _trigger()}).json()
+        for model in (f"w-{uuid.uuid4().hex[:8]}", f"w-{uuid.uuid4().hex[:8]}")
+    ]
+    assert answers[0]["flow_run_id"] == answers[1]["flow_run_id"]
+    [run] = [r for r in runs_of(deployment_id) if str(r.id) == answers[0]["flow_run_id"]]
+    opens, _ = window.occurrence(dt.datetime.now(dt.UTC))
+    assert run.idempotency_key == f"numerai-window-{window.name}-{opens:%Y-%m-%d}"
+
+
+def test_a_test_trigger_starts_a_run_of_its_model_with_its_trigger_id(
     receiver: str, webhook_secret: str, deployment_id: UUID
 ) -> None:
-    trigger = _trigger()
-    body = {"triggerId": trigger, "roundNumber": 1000, "dataVersion": "v5.3", "isTest": False}
-    response = _post(f"{receiver}/webhook/{webhook_secret}/example-small", {**body, "x": 1})
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert answer["duplicate"] is False
+    model, trigger = f"tested-{uuid.uuid4().hex[:8]}", _trigger()
+    body = {"triggerId": trigger, "roundNumber": 1000, "isTest": True}
+    assert _post(f"{receiver}/webhook/{webhook_secret}/{model}", body).status_code == 200
     (run,) = runs_of(deployment_id, trigger)
-    assert str(run.id) == answer["flow_run_id"] and run.name == answer["flow_run_name"]
-    assert run.parameters["trigger_id"] == trigger
-    assert run.parameters["models"] == ["example-small"]
-    assert "numerai-webhook" in run.tags
+    assert run.parameters == {"trigger_id": trigger, "models": [model]}
+    assert run.idempotency_key == f"numerai-trigger-{model}-{trigger}"
+    assert stored_trigger(model) is None  # a test trigger never stands for a round
+
+
+def test_a_model_webhook_when_no_round_is_known_starts_a_run_of_its_model(
+    receiver: str, webhook_secret: str, deployment_id: UUID
+) -> None:
+    trigger = _trigger()  # no roundNumber, outside every window (tests/deployments/conftest.py)
+    assert _post(f"{receiver}/webhook/{webhook_secret}/example-small", {"triggerId": trigger})
+    (run,) = runs_of(deployment_id, trigger)
+    assert run.parameters == {"trigger_id": trigger, "models": ["example-small"]}
     assert run.idempotency_key == f"numerai-trigger-example-small-{trigger}"
-    assert run.state is not None and run.state.is_scheduled()
 
 
 def test_all_models_webhook_leaves_models_unset(
@@ -413,8 +485,13 @@ def test_sandbox_round_opening_starts_a_run_with_its_trigger_id(
     rnd = sandbox.open_round()
     (delivery,) = sandbox.wait_for_deliveries(1, timeout=15)
     assert delivery.status == 200 and delivery.round_number == rnd.number
-    (run,) = runs_of(deployment_id, delivery.trigger_id)
-    assert run.parameters["models"] == ["alpha"]
+    key = f"numerai-round-{rnd.number}"
+    assert [r.parameters for r in runs_of(deployment_id) if r.idempotency_key == key] == [{}]
+    kept = stored_trigger("alpha")
+    assert kept is not None and (kept.trigger_id, kept.round_number) == (
+        delivery.trigger_id,
+        rnd.number,
+    )
 
     trigger = sandbox.trigger_webhook(alpha)  # Numerai's test trigger
     assert sandbox.wait_for_deliveries(2, timeout=15)[-1].status == 200

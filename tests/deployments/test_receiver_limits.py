@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import time
 import uuid
@@ -19,8 +20,11 @@ from uuid import UUID
 
 import httpx
 import pytest
+from prefect.client.orchestration import get_client
 
 from deployments.receiver import ReceiverApp, ReceiverSettings, create_app
+from model.names import trigger_variable_name
+from model.triggers import WebhookTrigger
 from tests.support import LogRecords, runs_of, serve_in_thread
 
 
@@ -155,22 +159,41 @@ def test_websocket_is_closed_and_lifespan_closes_the_prefect_client(
 def test_a_burst_of_twenty_is_answered_and_creates_each_run_once(
     receiver: str, webhook_secret: str, deployment_id: UUID
 ) -> None:
-    """A round opening: every model's webhook at once, each its own trigger (then again).
+    """A round opening: twenty models' webhooks at once, each its own trigger (then again):
+    one run of the round, every trigger kept. Then twenty triggers at once on the all-models
+    route: a run each, created once.
 
     On the session's server: SQLite unless NUMERAI_TEST_DATABASE_URL names a PostgreSQL server.
     """
-    triggers = [f"burst-{uuid.uuid4()}" for _ in range(20)]
-    url = f"{receiver}/webhook/{webhook_secret}/alpha"
+    number = random.randint(100_000, 999_999)
+    triggers = {f"burst-{uuid.uuid4().hex[:12]}": f"burst-{uuid.uuid4()}" for _ in range(20)}
 
-    def deliver(trigger: str) -> httpx.Response:
+    def deliver(model_and_trigger: tuple[str | None, str]) -> httpx.Response:
+        model, trigger = model_and_trigger
+        route = f"{receiver}/webhook/{webhook_secret}" + (f"/{model}" if model else "")
         with httpx.Client(timeout=30) as client:  # a connection of its own
-            return client.post(url, json={"triggerId": trigger, "roundNumber": 1000})
+            return client.post(route, json={"triggerId": trigger, "roundNumber": number})
 
     with ThreadPoolExecutor(len(triggers)) as pool:
-        first = list(pool.map(deliver, triggers))
-        again = list(pool.map(deliver, triggers))
+        first = list(pool.map(deliver, triggers.items()))
+        again = list(pool.map(deliver, triggers.items()))
     assert [r.status_code for r in first + again] == [200] * 40
     assert [r.json()["duplicate"] for r in again] == [True] * 20
-    for trigger, answer, repeated in zip(triggers, first, again, strict=True):
+    [run_id] = {r.json()["flow_run_id"] for r in first + again}
+    [run] = [r for r in runs_of(deployment_id) if r.idempotency_key == f"numerai-round-{number}"]
+    assert str(run.id) == run_id
+    with get_client(sync_client=True) as client:
+        for model, trigger in triggers.items():
+            kept = client.read_variable_by_name(trigger_variable_name(model))
+            assert kept is not None and WebhookTrigger.from_value(kept.value) is not None
+            assert WebhookTrigger.from_value(kept.value).trigger_id == trigger  # type: ignore[union-attr]
+
+    everyone: list[tuple[str | None, str]] = [(None, f"all-{uuid.uuid4()}") for _ in range(20)]
+    with ThreadPoolExecutor(len(everyone)) as pool:
+        first = list(pool.map(deliver, everyone))
+        again = list(pool.map(deliver, everyone))
+    assert [r.status_code for r in first + again] == [200] * 40
+    assert [r.json()["duplicate"] for r in again] == [True] * 20
+    for (_, trigger), answer, repeated in zip(everyone, first, again, strict=True):
         (run,) = runs_of(deployment_id, trigger)
         assert str(run.id) == answer.json()["flow_run_id"] == repeated.json()["flow_run_id"]

@@ -9,8 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
 from blocks import NumeraiAPI
+from model.names import WEBHOOK_TAG
 
 from .conftest import LiveRound, wait_for_final
 
@@ -40,7 +43,9 @@ def test_round_opening_fires_the_webhook_and_each_model_submits_with_its_trigger
             sandbox.models[name], f"{url}/webhook/{secret}/{block}"
         )
 
-    sandbox.open_round(number=random.randint(100_000, 999_999))
+    number = random.randint(100_000, 999_999)
+    downloads_before = len(sandbox.downloads)
+    sandbox.open_round(number=number)
     deliveries = sandbox.wait_for_deliveries(2, timeout=30)
     assert all(d.ok for d in deliveries), deliveries
     trigger_of = {d.model_id: d.trigger_id for d in deliveries}
@@ -48,10 +53,20 @@ def test_round_opening_fires_the_webhook_and_each_model_submits_with_its_trigger
     for name in live_round.models:
         [submission] = wait_for_submission(live_round, name)
         assert submission.trigger_id == trigger_of[sandbox.models[name]]
+    # The round's webhooks started one run of the round, which downloaded the live data once.
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[WEBHOOK_TAG]))
+        )
+    [run] = [r for r in runs if r.idempotency_key == f"numerai-round-{number}"]
+    assert wait_for_final(run.id).state.is_completed()  # type: ignore[union-attr]
+    assert run.name == f"round-{number}"
+    downloads = sandbox.downloads[downloads_before:]
+    assert len([path for _, path, _ in downloads if path.endswith("/live.parquet")]) == 1
 
     # Numerai (or a proxy) delivers the same webhook again, five times at once: one run, no upload.
     name, block = "alpha", live_round.models["alpha"]
-    body = {"triggerId": trigger_of[sandbox.models[name]], "roundNumber": 1}
+    body = {"triggerId": trigger_of[sandbox.models[name]], "roundNumber": number}
     with ThreadPoolExecutor(5) as pool:
         answers = list(
             pool.map(

@@ -55,6 +55,38 @@ def test_happy_round_for_two_models_is_verified_with_the_trigger_id(open_round: 
     assert all(r.rows and r.corr_with_example is not None for r in reports)
 
 
+def test_each_model_carries_the_trigger_its_webhook_stored_for_this_round(
+    open_round: Round,
+) -> None:
+    """The receiver keeps each model's trigger (one run for the round's webhooks): a model's
+    task reads its own, for this round only."""
+    import datetime as dt
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import VariableCreate
+
+    from model.names import trigger_variable_name
+    from model.triggers import WebhookTrigger
+
+    blocks = {name: open_round.save_model(name) for name in ("alpha", "beta", "gamma")}
+    current = open_round.sandbox.current_round
+    assert current is not None
+    now = dt.datetime.now(dt.UTC)
+    stored = {
+        "alpha": WebhookTrigger("t-alpha", now, current.number),
+        "beta": WebhookTrigger("t-beta-last-round", now, current.number - 1),
+    }  # gamma: no webhook
+    with get_client(sync_client=True) as client:
+        for name, trigger in stored.items():
+            client.create_variable(
+                VariableCreate(name=trigger_variable_name(blocks[name]), value=trigger.to_value())
+            )
+    state = open_round.run(list(blocks.values()))
+    assert state.is_completed(), state.message
+    carried = {name: round_submissions(open_round, name)[0].trigger_id for name in blocks}
+    assert carried == {"alpha": "t-alpha", "beta": None, "gamma": None}
+
+
 def test_round_report_artifact_has_a_row_per_model(open_round: Round) -> None:
     alpha = open_round.save_model("alpha")
     state = open_round.run([alpha])
