@@ -8,6 +8,7 @@ from .client import (
     NumeraiQueryError,
     NumeraiUnavailable,
     RoundInfo,
+    RoundScores,
     SubmissionInfo,
     is_transient,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "NumeraiQueryError",
     "NumeraiUnavailable",
     "RoundInfo",
+    "RoundScores",
     "SubmissionInfo",
     "is_transient",
     "model_block_name",

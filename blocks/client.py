@@ -78,6 +78,22 @@ class SubmissionInfo:
     inserted_at: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class RoundScores:
+    """A model's scores of one round as Numerai reports them on its latest scoring day."""
+
+    round_number: int
+    corr: float | None
+    mmc: float | None
+    day: int | None
+    final: bool
+
+
+# Numerai's display names of a Classic round's scores, the canonical one first.
+CORR_NAMES = ("canon_corr", "v2_corr20", "corr")
+MMC_NAMES = ("canon_mmc", "mmc")
+
+
 class NumeraiClient(Protocol):
     """The handful of Numerai calls the pipeline makes."""
 
@@ -99,6 +115,8 @@ class NumeraiClient(Protocol):
     ) -> str: ...
 
     def model_submissions(self, model_id: str) -> list[SubmissionInfo]: ...
+
+    def round_scores(self, model_id: str, last_rounds: int) -> dict[int, RoundScores]: ...
 
 
 _CURRENT_ROUND_QUERY = """
@@ -254,3 +272,36 @@ class NumeraiAPI(numerapi.NumerAPI):
                 )
             )
         return result
+
+    def round_scores(self, model_id: str, last_rounds: int) -> dict[int, RoundScores]:
+        """The model's scores of its latest scored rounds, by round (numerapi submission_scores).
+
+        Numerai lists a score per metric and scoring day; the latest day of each metric counts.
+        """
+        latest: dict[tuple[int, str], dict[str, Any]] = {}
+        for score in self.submission_scores(model_id, last_n_rounds=last_rounds):
+            key = (int(score["roundNumber"]), str(score.get("displayName")))
+            if key not in latest or (score.get("day") or 0) >= (latest[key].get("day") or 0):
+                latest[key] = score
+        result: dict[int, RoundScores] = {}
+        for number in sorted({n for n, _ in latest}):
+            days = [s for (n, _), s in latest.items() if n == number]
+            result[number] = RoundScores(
+                round_number=number,
+                corr=_first_value(latest, number, CORR_NAMES),
+                mmc=_first_value(latest, number, MMC_NAMES),
+                day=max((int(s.get("day") or 0) for s in days), default=None),
+                final=all(bool(s.get("resolved")) for s in days),
+            )
+        return {n: s for n, s in result.items() if s.corr is not None or s.mmc is not None}
+
+
+def _first_value(
+    latest: dict[tuple[int, str], dict[str, Any]], number: int, names: tuple[str, ...]
+) -> float | None:
+    """The value of the first of `names` that round `number` has a score of."""
+    for name in names:
+        raw = latest.get((number, name), {}).get("value")
+        if raw is not None:
+            return float(raw)
+    return None

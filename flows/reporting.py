@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
@@ -14,14 +16,21 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run, task_run
 from prefect.settings import PREFECT_UI_URL
 
+from blocks import NumeraiCredentials
 from model.names import flow_run_url, history_key, model_resource_id, round_resource_id
-from model.report import history_summary, merge_history, round_markdown
+from model.report import apply_scores, history_markdown, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
+from model.tournaments import TOURNAMENTS
 
-from .policies import fresh_task
+from .policies import fresh_task, with_api_retries
 
 ROUND_TABLE_KEY = "numerai-round-report"
 ROUND_MARKDOWN_KEY = "numerai-round-summary"
+# Rounds whose scores each run reads again: more than are being scored at once (a round is
+# scored for 20 days, with up to five rounds a week).
+SCORED_ROUNDS = 40
+
+Scores = Mapping[str, Mapping[int, Mapping[str, Any]]]  # model -> round -> corr, mmc, final
 
 
 def model_resource(model: str) -> dict[str, str]:
@@ -124,11 +133,49 @@ def _previous_histories(keys: list[str]) -> dict[str, list[dict[str, Any]]]:
 
 
 @fresh_task
-def update_model_histories(outcomes: Sequence[Mapping[str, Any]]) -> None:
-    """Add this round's outcome to each model's history artifact (a new version of its key)."""
+def read_round_scores(
+    credentials: NumeraiCredentials, models: Mapping[str, str]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Numerai's scores per round of each model (name -> tournament name) on the account."""
+    numbers = {t.name: number for number, t in TOURNAMENTS.items()}
+    scores: dict[str, dict[int, dict[str, Any]]] = {}
+    for tournament in sorted({numbers[t] for t in models.values() if t in numbers}):
+        client = credentials.get_client(tournament)
+        ids = {name.lower(): mid for name, mid in client.get_models(tournament).items()}
+        for model, name in models.items():
+            if numbers.get(name) == tournament and model.lower() in ids:
+                found = client.round_scores(ids[model.lower()], SCORED_ROUNDS)
+                scores[model] = {number: asdict(s) for number, s in found.items()}
+    return scores
+
+
+def round_scores(credentials: NumeraiCredentials, rows: Sequence[Mapping[str, Any]]) -> Scores:
+    """The round's models' scores from Numerai, or none (with a warning) when they cannot be
+    read: scores only decorate the history, so they never fail a round."""
+    models = {str(r["model"]): str(r.get("tournament") or "classic") for r in rows}
+    state = with_api_retries(read_round_scores)(credentials, models, return_state=True)
+    try:
+        scores: Scores = state.result()
+    except Exception as exc:  # whatever went wrong, the round goes on
+        get_run_logger().warning(
+            "Numerai's scores could not be read, histories keep theirs: %s", exc
+        )
+        return {}
+    return scores
+
+
+@fresh_task
+def update_model_histories(
+    outcomes: Sequence[Mapping[str, Any]], scores: Scores | None = None
+) -> None:
+    """Add this round's outcome, and Numerai's latest scores, to each model's history artifact
+    (a new version of its key), described by its summary, score trend and chart."""
     keys = {str(o["model"]): history_key(str(o["model"])) for o in outcomes}
     previous = _previous_histories(sorted(set(keys.values()))) if keys else {}
     for outcome in outcomes:
         model = str(outcome["model"])
-        rows = previous[keys[model]] = merge_history(previous.get(keys[model], []), outcome)
-        create_table_artifact(table=rows, key=keys[model], description=history_summary(model, rows))
+        rows = merge_history(previous.get(keys[model], []), outcome)
+        rows = previous[keys[model]] = apply_scores(rows, (scores or {}).get(model, {}))
+        create_table_artifact(
+            table=rows, key=keys[model], description=history_markdown(model, rows)
+        )

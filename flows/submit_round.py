@@ -23,7 +23,12 @@ from model.tournaments import CLASSIC, tournament
 
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
 from .policies import with_api_retries
-from .reporting import emit_submission_event, publish_round_report, update_model_histories
+from .reporting import (
+    emit_submission_event,
+    publish_round_report,
+    round_scores,
+    update_model_histories,
+)
 from .settings import flow_settings
 from .submission import (
     ModelFailed,
@@ -342,7 +347,7 @@ def submit_round(
     round_info = rounds[0]
     rows = _report_rows(reports)
     publish_round_report(round_info.number, rows)
-    update_model_histories(rows)
+    update_model_histories(rows, round_scores(credentials, rows))
     failed = [r for r in reports if not r.ok]
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)

@@ -5,31 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-_BARS = " ▁▂▃▄▅▆▇█"
+from model.chart import distribution_chart, line_chart, markdown_image, short
 
-# Columns of the round table, in order, with their headings.
+# Columns of the round table, in order, with their headings: short enough that the rendered
+# table fits a laptop screen. The round is in the heading, "verified" in the status, the
+# validation outcome in the failures (a model whose checks failed is never uploaded).
 ROUND_COLUMNS = (
     ("model", "model"),
-    ("round", "round"),
     ("status", "status"),
     ("rows", "rows"),
     ("mean", "mean"),
     ("std", "std"),
-    ("corr_with_example", "corr with example"),
-    ("validation", "validation"),
-    ("submission_id", "submission id"),
-    ("verified", "verified"),
+    ("corr_with_example", "corr ex."),
+    ("submission_id", "submission"),
 )
+MODEL_CHARS = 24  # a longer model name is cut in the table (the chart's legend cuts at 20)
+ID_CHARS = 8  # a submission id's first characters: enough to tell a model's submissions apart
 HISTORY_COLUMNS = ("round", "status", "verified", "late", "corr_with_example", "submission_id")
+# Each round's scores as Numerai reports them, filled in on later runs, once the round is scored.
+SCORE_COLUMNS = ("numerai_corr", "numerai_mmc", "scores_final")
 # Beside those, each history row counts the runs that worked on its round and keeps the last error.
-
-
-def sparkline(counts: Sequence[int]) -> str:
-    """One character per bin, height relative to the fullest bin."""
-    top = max(counts, default=0)
-    if top == 0:
-        return " " * len(counts)
-    return "".join(_BARS[round(c / top * (len(_BARS) - 1))] for c in counts)
+TREND_ROUNDS = (
+    4  # the trend compares the mean of this many latest scored rounds with the ones before
+)
 
 
 def _cell(value: Any) -> str:
@@ -52,24 +50,36 @@ def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[st
     return "\n".join(lines)
 
 
+def _table_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A round row with its long texts shortened for the table."""
+    shown = dict(row)
+    shown["model"] = short(str(row.get("model")), MODEL_CHARS)
+    if row.get("submission_id"):
+        shown["submission_id"] = str(row["submission_id"])[:ID_CHARS]
+    return shown
+
+
 def round_markdown(round_number: int, rows: Sequence[Mapping[str, Any]]) -> str:
-    """The round's report: the per-model table and each model's prediction distribution."""
+    """The round's report: the per-model table and a chart of each model's predictions."""
     verified = sum(1 for r in rows if r.get("verified"))
-    width = max([len("example"), *(len(str(r["model"])) for r in rows)])
     example = next((r.get("example_histogram") for r in rows if r.get("example_histogram")), None)
-    chart = [f"{'example':<{width}}  |{sparkline(example)}|"] if example else []
-    chart += [
-        f"{r['model']:<{width}}  |{sparkline(r['histogram'])}|" for r in rows if r.get("histogram")
-    ]
+    histograms = {"example": example} if example else {}
+    histograms.update({str(r["model"]): r["histogram"] for r in rows if r.get("histogram")})
+    chart = []
+    if histograms:
+        svg = distribution_chart(histograms, reference="example" if example else None)
+        chart = [
+            "## Prediction distribution",
+            markdown_image(svg, "Share of each model's predictions per tenth of [0, 1]"),
+        ]
     errors = [f"- **{r['model']}**: {_cell(r['error'])}" for r in rows if r.get("error")]
     return (
         "\n\n".join(
             [
                 f"# Numerai round {round_number}",
                 f"{verified} of {len(rows)} models have a verified submission.",
-                markdown_table(rows, ROUND_COLUMNS),
-                "## Prediction distribution (10 bins over [0, 1])",
-                "```text\n" + "\n".join(chart) + "\n```",
+                markdown_table([_table_row(r) for r in rows], ROUND_COLUMNS),
+                *chart,
                 *(["## Failures", "\n".join(errors)] if errors else []),
             ]
         )
@@ -108,6 +118,9 @@ def merge_history(
                 if kept.get(key) is None:
                     kept[key] = outcome.get(key)
             new = kept
+    # Numerai's scores of the round stay while the submission they score stands.
+    same = earlier is not None and earlier.get("submission_id") == new.get("submission_id")
+    new.update({key: earlier.get(key) if same and earlier else None for key in SCORE_COLUMNS})
     rows = [dict(r) for r in previous if r.get("round") != number]
     rows.append(new)
     return sorted(rows, key=lambda r: int(r.get("round") or 0), reverse=True)
@@ -131,3 +144,65 @@ def history_summary(model: str, rows: Sequence[Mapping[str, Any]]) -> str:
         f"({late} late), {missed} missed; "
         f"mean correlation with the example predictions {mean_corr}"
     )
+
+
+def apply_scores(
+    rows: Sequence[Mapping[str, Any]], scores: Mapping[int, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The history with Numerai's latest scores (corr, mmc, final) set on the rows of their rounds.
+
+    A round Numerai has not scored (or a run that could not read scores) keeps what it had.
+    """
+    updated = []
+    for row in rows:
+        new = {key: None for key in SCORE_COLUMNS} | dict(row)
+        found = scores.get(int(row.get("round") or 0))
+        if found is not None:
+            new["numerai_corr"] = found.get("corr")
+            new["numerai_mmc"] = found.get("mmc")
+            new["scores_final"] = bool(found.get("final"))
+        updated.append(new)
+    return updated
+
+
+def _scored(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[int, float]]:
+    """(round, score) of the rounds with that score, oldest first."""
+    return sorted((int(r["round"]), float(r[key])) for r in rows if r.get(key) is not None)
+
+
+def score_trend(rows: Sequence[Mapping[str, Any]], window: int = TREND_ROUNDS) -> str | None:
+    """The mean Numerai corr of the latest `window` scored rounds against the `window` before."""
+    corrs = [value for _, value in _scored(rows, "numerai_corr")]
+    if not corrs:
+        return None
+    recent = corrs[-window:]
+    mean = sum(recent) / len(recent)
+    text = f"Numerai corr: mean {mean:+.4f} over the last {_plural(len(recent), 'scored round')}"
+    before = corrs[-2 * window : -window]
+    if before:
+        earlier = sum(before) / len(before)
+        change = mean - earlier
+        direction = "up" if change > 0 else "down" if change < 0 else "flat"
+        text += f", {direction} {abs(change):.4f} from {earlier:+.4f} over the {len(before)} before"
+    return text
+
+
+def history_markdown(model: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """The history's description: its summary, the corr trend, a chart of the scores per round."""
+    parts = [history_summary(model, rows)]
+    if (trend := score_trend(rows)) is not None:
+        parts.append(trend)
+        series = {
+            name: points
+            for name, key in (("corr", "numerai_corr"), ("mmc", "numerai_mmc"))
+            if (points := [(float(n), v) for n, v in _scored(rows, key)])
+        }
+        svg = line_chart(
+            series,
+            title=f"{model}: Numerai scores per round",
+            x_label="round",
+            y_label="score",
+            zero_line=True,
+        )
+        parts.append(markdown_image(svg, f"{model}: Numerai corr and mmc per round"))
+    return "\n\n".join(parts)

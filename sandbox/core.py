@@ -42,7 +42,8 @@ from sandbox.data import (
     parse_ticker_dataset,
     resolve_size,
 )
-from sandbox.schema import SCHEMA, Resolvers, field_resolver
+from sandbox.schema import SCHEMA, Resolvers, field_resolver, rounds_by_key
+from sandbox.scores import RoundScore, daily_scores, score_submission, scoring_days
 from sandbox.submissions import SubmissionRefused, check_classic, check_tickers
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class Sandbox:
         self._downloads: list[tuple[str, str, int]] = []
         self._requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
+        self._metrics: dict[str, dict[str, float]] = {}  # by submission id
         self._clock: tuple[datetime, datetime, float] | None = None  # (simulated, wall, speed)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -301,6 +303,27 @@ class Sandbox:
         """Accepted submissions, oldest first."""
         with self._lock:
             return [s for s in self._subs if model_id is None or s.model_id == model_id]
+
+    def model_scores(self, model_id: str) -> list[RoundScore]:
+        """The model's daily scores so far, per Classic round it submitted to (its latest
+        submission of a round counts), oldest round first."""
+        now = self.now()
+        with self._lock:
+            latest = {s.round_number: s for s in self._subs if s.model_id == model_id}
+            rounds = rounds_by_key(self._rounds)
+        scores: list[RoundScore] = []
+        for number, sub in sorted(latest.items()):
+            rnd = rounds.get((sub.tournament, number))
+            if sub.tournament != 8 or rnd is None or not scoring_days(rnd.closes, now):
+                continue
+            if sub.id not in self._metrics:
+                target = self.store.live_target(self.data_version, number)
+                example = pd.read_parquet(
+                    self.store.path(self.data_version, "live_example_preds.parquet", number)
+                )["prediction"].reindex(target.index)
+                self._metrics[sub.id] = score_submission(sub.data, target, example)
+            scores += daily_scores(number, rnd.closes, now, self._metrics[sub.id])
+        return scores
 
     @property
     def uploads(self) -> list[tuple[str, str, int]]:

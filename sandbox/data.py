@@ -30,6 +30,9 @@ _WORD_TEXT = (
 )
 _WORDS = tuple(_WORD_TEXT.split())
 _SIGNAL_FEATURES = 5
+# A round's resolved target: its signal drowned in noise, so that scores are Numerai-sized (a few
+# hundredths for the example predictions, on Numerai's number of rows).
+TARGET_NOISE = 12.0
 _lock = threading.Lock()
 
 
@@ -82,6 +85,7 @@ class DataStore:
         self.seed = seed
         self.size = size
         self.versions = versions
+        self._targets: dict[tuple[str, int], pd.Series] = {}
 
     def path(self, version: str, filename: str, round_number: int) -> Path:
         """Path of `version/filename` for a round, generating it if missing."""
@@ -96,6 +100,20 @@ class DataStore:
                 base.mkdir(parents=True, exist_ok=True)
                 self._generate(version, filename, round_number, base)
         return target
+
+    def live_target(self, version: str, round_number: int) -> pd.Series:
+        """The round's target as it resolves (hidden from the live data): by live id.
+
+        The live frame's signal regenerated from the round's seed, plus noise of its own.
+        """
+        key = (version, round_number)
+        if key not in self._targets:
+            rng = np.random.default_rng([self.seed, 5, round_number])
+            df, signal = self._frame(version, rng, ["X"], self.size.live_rows, "live")
+            noise = np.random.default_rng([self.seed, 6, round_number]).normal(size=len(df))
+            values = _bin_by_era(signal + noise * TARGET_NOISE, df["era"].to_numpy())
+            self._targets[key] = pd.Series(values, index=df.index, name="target")
+        return self._targets[key]
 
     # -- generation ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError, GraphQLResolveInfo, build_schema
 
 from sandbox.data import VERSIONS, dataset_names, ticker_dataset_names
+from sandbox.scores import RoundScore
 
 if TYPE_CHECKING:
     from sandbox.core import Round, Sandbox, SubmissionRecord
@@ -27,6 +28,10 @@ type Query {
   submission_upload_auth(filename: String!, tournament: Int!, modelId: String): UploadAuth
   submissions(modelId: String): [Submission!]
   submissionUploadSignalsAuth(filename: String!, tournament: Int!, modelId: String): UploadAuth
+  submissionScores(modelId: ID!, displayName: String, version: String, day: Int,
+                   resolved: Boolean, tournament: Int, lastNRounds: Int,
+                   distinctOnRound: Boolean): [SubmissionScore!]!
+  v2RoundModelPerformances(modelId: String!, tournament: Int!): [RoundModelPerformance!]!
 }
 
 type Mutation {
@@ -118,9 +123,59 @@ type Submission {
   late: Boolean
   firstEffectiveDate: DateTime
 }
+
+type SubmissionScore {
+  roundId: ID
+  submissionId: ID
+  roundNumber: Int!
+  roundResolveTime: DateTime
+  roundScoreTime: DateTime
+  roundCloseStakingTime: DateTime
+  value: Float
+  percentile: Float
+  displayName: String!
+  version: String
+  date: DateTime
+  day: Int
+  resolveDate: DateTime
+  resolved: Boolean
+}
+
+type PayoutMultiplier {
+  id: ID
+  scoreConfigId: ID
+  name: String
+  version: String
+  displayName: String
+  multiplier: String
+}
+
+type RoundModelPerformance {
+  atRisk: String
+  payoutMultipliers: [PayoutMultiplier!]
+  roundPayoutFactor: String
+  roundNumber: Int!
+  roundOpenTime: DateTime
+  roundResolveTime: DateTime
+  roundResolved: Boolean
+  roundTarget: String
+  submissionScores: [DailyScore!]
+  intraRoundSubmissionScores: [DailyScore!]
+}
+
+type DailyScore {
+  date: DateTime
+  day: Int
+  displayName: String!
+  payoutPending: String
+  payoutSettled: String
+  percentile: Float
+  value: Float
+}
 """
 
 SCHEMA = build_schema(SDL)
+SCORE_VERSION = "1"  # the one score version the sandbox reports
 
 
 def iso(dt: datetime) -> str:
@@ -170,6 +225,27 @@ def submission_dict(
         "source": s.source,
         "late": s.late,
         "firstEffectiveDate": iso(to_wall(s.inserted_at)),
+    }
+
+
+def _score_dict(s: RoundScore, r: Round, to_wall: Callable[[datetime], datetime]) -> dict[str, Any]:
+    """One daily score as the GraphQL SubmissionScore type."""
+    round_ = round_dict(r, to_wall)
+    return {
+        "roundId": round_["id"],
+        "submissionId": None,
+        "roundNumber": s.round_number,
+        "roundResolveTime": round_["resolveTime"],
+        "roundScoreTime": round_["scoreTime"],
+        "roundCloseStakingTime": round_["closeStakingTime"],
+        "value": s.value,
+        "percentile": None,
+        "displayName": s.display_name,
+        "version": SCORE_VERSION,
+        "date": iso(to_wall(s.date)),
+        "day": s.day,
+        "resolveDate": round_["resolveTime"],
+        "resolved": s.resolved,
     }
 
 
@@ -251,6 +327,85 @@ class Resolvers:
         if status is not None:
             found = [r for r in found if _status(r, now) == status]
         return [round_dict(r, self.sb.to_wall) for r in found[:limit]]
+
+    def submissionScores(
+        self,
+        info: GraphQLResolveInfo,
+        modelId: str,
+        displayName: str | None = None,
+        version: str | None = None,
+        day: int | None = None,
+        resolved: bool | None = None,
+        tournament: int | None = None,
+        lastNRounds: int | None = None,
+        distinctOnRound: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """A model's daily scores per round, newest round first (public, as on Numerai).
+
+        distinctOnRound keeps each metric's latest day of a round.
+        """
+        scores = self.sb.model_scores(self._model(modelId))
+        if tournament not in (None, 8):
+            scores = []
+        scores = [
+            s
+            for s in scores
+            if (displayName is None or s.display_name == displayName)
+            and (version is None or version == SCORE_VERSION)
+            and (day is None or s.day == day)
+            and (resolved is None or s.resolved == resolved)
+        ]
+        if distinctOnRound:
+            latest = {(s.round_number, s.display_name): s for s in scores}
+            scores = list(latest.values())
+        numbers = sorted({s.round_number for s in scores}, reverse=True)[:lastNRounds]
+        rounds = rounds_by_key(self.sb.rounds)
+        return [
+            _score_dict(s, rounds[(8, s.round_number)], self.sb.to_wall)
+            for s in sorted(scores, key=lambda s: (-s.round_number, s.day))
+            if s.round_number in numbers
+        ]
+
+    def v2RoundModelPerformances(
+        self, info: GraphQLResolveInfo, modelId: str, tournament: int
+    ) -> list[dict[str, Any]]:
+        """A model's rounds with scores, newest first, each with its metrics' latest day."""
+        scores = self.sb.model_scores(self._model(modelId)) if tournament == 8 else []
+        rounds = rounds_by_key(self.sb.rounds)
+        by_round: dict[int, dict[str, RoundScore]] = {}
+        for score in scores:
+            by_round.setdefault(score.round_number, {})[score.display_name] = score
+        performances = []
+        for number in sorted(by_round, reverse=True):
+            latest = list(by_round[number].values())
+            r = round_dict(rounds[(8, number)], self.sb.to_wall)
+            daily = [
+                {
+                    "date": iso(self.sb.to_wall(s.date)),
+                    "day": s.day,
+                    "displayName": s.display_name,
+                    "payoutPending": None,
+                    "payoutSettled": None,
+                    "percentile": None,
+                    "value": s.value,
+                }
+                for s in latest
+            ]
+            performances.append(
+                {
+                    "atRisk": "0",
+                    "payoutMultipliers": [],
+                    "roundPayoutFactor": r["payoutFactor"],
+                    "roundNumber": number,
+                    "roundOpenTime": r["openTime"],
+                    "roundResolveTime": r["resolveTime"],
+                    "roundResolved": all(s.resolved for s in latest),
+                    "roundTarget": r["target"],
+                    "submissionScores": daily,
+                    "intraRoundSubmissionScores": daily,
+                }
+            )
+        return performances
 
     # -- authenticated -------------------------------------------------------------
 

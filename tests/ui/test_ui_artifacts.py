@@ -1,19 +1,21 @@
 """The Prefect UI, in a real browser, shows a finished round's report table and chart.
 
 From the flow run page: the Artifacts tab lists the round's artifacts; the Markdown report opens
-as a rendered <table> with a row per model and the "Prediction distribution" chart (a text block of
-unicode bars, one line per model); the table artifact opens as a table with a row per model.
+as a rendered <table> with a row per model and the "Prediction distribution" chart (an SVG image
+the browser loads, one line per model); the table artifact opens as a table with a row per model.
 """
 
 from __future__ import annotations
 
-import re
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from .conftest import DISTINCT_MODEL, FinishedRound
+from tests.charts import parse_svg, series_names
+
+from .conftest import FinishedRound
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 WAIT_SECONDS = 30
-BARS = "▁▂▃▄▅▆▇█"
 T = TypeVar("T")
 
 
@@ -55,15 +56,16 @@ def rendered_table(browser: WebDriver, models: list[str]) -> WebElement | None:
     return None
 
 
-def chart_line(browser: WebDriver, model: str) -> str | None:
-    """The chart's line for `model` ("model  |▁▃█…|") in a rendered preformatted block."""
+def chart_image(browser: WebDriver) -> WebElement | None:
+    """A rendered <img> of an inline SVG that the browser has loaded and laid out."""
     from selenium.webdriver.common.by import By
 
-    pattern = re.compile(rf"^{re.escape(model)}\s+\|([ {BARS}]+)\|$", re.MULTILINE)
-    for block in browser.find_elements(By.CSS_SELECTOR, "pre"):
-        match = pattern.search(block.text)
-        if match and any(c in BARS for c in match.group(1)):
-            return match.group(0)
+    for image in browser.find_elements(By.CSS_SELECTOR, "img[src^='data:image/svg+xml']"):
+        loaded = browser.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth", image
+        )
+        if loaded and image.is_displayed() and image.size["width"] > 100:
+            return image
     return None
 
 
@@ -106,15 +108,15 @@ def test_flow_run_artifacts_show_the_round_table_and_chart(
     table = wait_for(
         browser, f"a rendered table naming {models}", lambda b: rendered_table(b, models)
     )
-    assert "round" in table.text and "submission id" in table.text
-    line = wait_for(
-        browser, f"the chart line of {DISTINCT_MODEL}", lambda b: chart_line(b, DISTINCT_MODEL)
-    )
-    bars = line.split("|")[1]
-    assert len(bars) == 10, line
-    # Its predictions are skewed, so its bars have different heights (not one flat line).
-    assert len(set(bars)) > 2, line
-    assert wait_for(browser, "the chart line of alpha", lambda b: chart_line(b, "alpha"))
+    assert "status" in table.text and "submission" in table.text
+    # The table fits its column and the window (1600 px, the UI's sidebar beside it).
+    fits = "const t = arguments[0]; return t.scrollWidth <= t.parentElement.clientWidth"
+    fits += " && t.getBoundingClientRect().right <= document.documentElement.clientWidth"
+    assert browser.execute_script(fits, table), table.size
+    image = wait_for(browser, "the chart, an SVG image, loaded", chart_image)
+    src = image.get_attribute("src") or ""
+    svg = parse_svg(base64.b64decode(src.split("base64,", 1)[1]))
+    assert series_names(svg) == ["example", *models]
 
     # The table artifact: a row per model.
     browser.get(links["numerai-round-report"])
