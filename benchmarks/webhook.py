@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 import httpx
@@ -49,6 +49,7 @@ from sandbox import Sandbox
 
 ROUND = "submit-round/round"  # the deployment the receiver starts by default
 BURST = "submit-round/burst"  # a deployment without a work pool: its runs stay Scheduled
+ROUND_MODELS = 10  # models with webhooks in the one-run-per-round comparison
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -289,8 +290,9 @@ def burst_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def find_webhook_run(prefect: SyncPrefectClient, trigger_id: str, timeout: float = 60) -> FlowRun:
-    """The run the receiver created for a trigger id: its tag and deployment, newest first.
+def find_webhook_run(prefect: SyncPrefectClient, key: str, timeout: float = 60) -> FlowRun:
+    """The run the receiver created under an idempotency key: its tag and deployment, newest
+    first (a round's run is `numerai-round-N`, see model.triggers).
 
     Polled, and never the first page of every run: the latency runs alone are thousands.
     """
@@ -307,11 +309,11 @@ def find_webhook_run(prefect: SyncPrefectClient, trigger_id: str, timeout: float
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=50,
         )
-        found = [r for r in runs if r.parameters.get("trigger_id") == trigger_id]
+        found = [r for r in runs if r.idempotency_key == key]
         if found:
             return found[0]
         if time.monotonic() > deadline:
-            raise SystemExit(f"no run for trigger {trigger_id} within {timeout:.0f} s")
+            raise SystemExit(f"no run {key} within {timeout:.0f} s")
         time.sleep(0.2)
 
 
@@ -335,7 +337,7 @@ def to_verified(sandbox: Sandbox, url: str, secret: str, rounds: int) -> list[di
                 raise SystemExit("no verified submission within 300 s")
             time.sleep(0.05)
         with get_client(sync_client=True) as prefect:
-            run = find_webhook_run(prefect, delivery.trigger_id)
+            run = find_webhook_run(prefect, f"numerai-round-{delivery.round_number}")
             while not (run.state and run.state.is_final()):
                 time.sleep(0.2)
                 run = prefect.read_flow_run(run.id)
@@ -355,6 +357,108 @@ def to_verified(sandbox: Sandbox, url: str, secret: str, rounds: int) -> list[di
             }
         )
     return figures
+
+
+def keep_only_models(blocks: list[str]) -> None:
+    """Delete every other Numerai Model block of this (the benchmark's own) server: a round's
+    run submits every saved model."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        for document in prefect.read_block_documents_by_type("numerai-model"):
+            if document.name not in blocks:
+                prefect.delete_block_document(document.id)
+
+
+def _round_figures(
+    sandbox: Sandbox, verified_after: float, downloads_before: int, run_ids: set[Any]
+) -> dict[str, float]:
+    """Flow runs (tasks, on ECS) that ran for the round, their seconds, live files fetched."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        runs = []
+        for run_id in run_ids:
+            run = prefect.read_flow_run(run_id)
+            while not (run.state and run.state.is_final()):
+                time.sleep(0.2)
+                run = prefect.read_flow_run(run_id)
+            runs.append(run)
+    seconds = [
+        (r.end_time - r.start_time).total_seconds() for r in runs if r.start_time and r.end_time
+    ]
+    live = [p for _, p, _ in sandbox.downloads[downloads_before:] if p.endswith("/live.parquet")]
+    return {
+        "tasks_started": len(seconds),
+        "live_downloads": len(live),
+        "task_seconds": sum(seconds),
+        "to_all_verified_s": verified_after,
+    }
+
+
+def round_runs(sandbox: Sandbox, url: str, secret: str, predictor: Path, n: int) -> dict[str, Any]:
+    """One round of `n` models with webhooks, two ways, on the same worker: the receiver's one
+    run per round, against one run per model (numerai-cli's one task per webhook)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from blocks import NumeraiAPI, NumeraiModel
+
+    names = [f"bench_round_{i}" for i in range(n)]
+    blocks = [name.replace("_", "-") for name in names]
+    for name, block in zip(names, blocks, strict=True):
+        sandbox.add_model(name)
+        NumeraiModel(model_name=name, predictor_path=str(predictor), feature_set="small").save(
+            block, overwrite=True
+        )
+    keep_only_models(blocks)
+    client = NumeraiAPI(sandbox.public_id, sandbox.secret_key, api_url=sandbox.api_url)
+    model_ids = [sandbox.models[name] for name in names]
+
+    def all_verified(number: int, opened: float) -> float:
+        while not all(
+            any(s.round_number == number for s in sandbox.submissions(m)) for m in model_ids
+        ):
+            if time.time() - opened > 600:
+                raise SystemExit(f"round {number}: not every model verified within 600 s")
+            time.sleep(0.1)
+        return time.time() - opened
+
+    results: dict[str, Any] = {"models": n}
+    # Ours: every model's webhook registered; the round's webhooks start one run.
+    for model_id, block in zip(model_ids, blocks, strict=True):
+        client.set_submission_webhook(model_id, f"{url}/webhook/{secret}/{block}")
+    delivered, downloads = len(sandbox.webhook_deliveries), len(sandbox.downloads)
+    opened = time.time()
+    current = sandbox.open_round(number=random.randint(10_000, 99_999))
+    sandbox.wait_for_deliveries(delivered + n, timeout=60)
+    after = all_verified(current.number, opened)
+    with get_client(sync_client=True) as prefect:
+        run = find_webhook_run(prefect, f"numerai-round-{current.number}")
+    # A size group would be a run of its own, started by this one (none here: one size).
+    results["one_run_per_round"] = _round_figures(sandbox, after, downloads, {run.id})
+    # numerai-cli's way: each webhook starts a task of its own for its model.
+    for model_id in model_ids:
+        client.set_submission_webhook(model_id, None)
+    downloads = len(sandbox.downloads)
+    opened = time.time()
+    current = sandbox.open_round(number=random.randint(10_000, 99_999))
+    started = [
+        cast(
+            FlowRun,
+            run_deployment(
+                ROUND,
+                parameters={"models": [block], "trigger_id": f"cli-{block}-{current.number}"},
+                timeout=0,
+            ),
+        )
+        for block in blocks
+    ]
+    after = all_verified(current.number, opened)
+    results["one_run_per_model"] = _round_figures(
+        sandbox, after, downloads, {r.id for r in started}
+    )
+    return results
 
 
 def measure(
@@ -390,7 +494,9 @@ def measure(
     log = work / "receiver.log"
     with background(receiver_cmd, receiver_env, log) as receiver:
         wait_healthy(f"{url}/health", receiver, log)
+        keep_only_models(["bench-webhook"])
         results["to_verified"] = to_verified(sandbox, url, secret, rounds)
+        results["round_runs"] = round_runs(sandbox, url, secret, predictor, ROUND_MODELS)
     return results
 
 
@@ -481,6 +587,15 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         values = [r[key] for r in results["to_verified"]]
         rows.append((key.removesuffix("_s").replace("_", " "),
                      f"median {statistics.median(values):.2f} s (of {len(values)})"))  # fmt: skip
+    if "round_runs" in results:
+        rr = results["round_runs"]
+        ours, cli = rr["one_run_per_round"], rr["one_run_per_model"]
+        rows.append((f"round of {rr['models']} models: one run per round / one per model",
+                     f"tasks {ours['tasks_started']} / {cli['tasks_started']}, "
+                     f"live downloads {ours['live_downloads']} / {cli['live_downloads']}, "
+                     f"task-seconds {ours['task_seconds']:.1f} / {cli['task_seconds']:.1f}, "
+                     f"all verified after {ours['to_all_verified_s']:.1f} / "
+                     f"{cli['to_all_verified_s']:.1f} s"))  # fmt: skip
     return rows
 
 

@@ -118,7 +118,7 @@ class ReceiverSettings:
     create_concurrency: int = 2
     # A round's run starts this long after its first webhook, so that the other models' calls
     # (Numerai sends them together) are in before the first model uploads.
-    gather_seconds: float = 15.0
+    gather_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_LENGTH:
@@ -172,7 +172,7 @@ class ReceiverSettings:
             body_timeout=_env_number(env, "NUMERAI_WEBHOOK_BODY_TIMEOUT", "10"),
             max_in_flight=_env_count(env, "NUMERAI_WEBHOOK_MAX_IN_FLIGHT", "100"),
             create_concurrency=_env_count(env, "NUMERAI_WEBHOOK_CREATE_CONCURRENCY", "2"),
-            gather_seconds=_env_number(env, "NUMERAI_WEBHOOK_GATHER_SECONDS", "15"),
+            gather_seconds=_env_number(env, "NUMERAI_WEBHOOK_GATHER_SECONDS", "5"),
         )
 
 

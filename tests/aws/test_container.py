@@ -1,13 +1,15 @@
 """The image for real, on a local stand-in for ECS (NUMERAI_CONTAINER_TESTS=1, `make image-test`).
 
-A user's project folder (a copy of this one) holds a LightGBM model folder: model.pkl pickled the
-way Numerai's example scripts do it, and a requirements.txt naming lightgbm. The path a user takes
-from there is followed with the real tools: the models' lock, `numerai-prefect setup` writing the
-blocks, `prefect deploy` of deployments/docker/prefect.yaml building the Dockerfile through
-podman's Docker-compatible socket and pushing it to a local registry (docker-registry), and
-prefect-docker's worker pulling it and running the round in a container, no volume mounted,
-against the sandbox on loopback. The round's submission must be verified and hold what the
-model predicts on the whole live frame.
+A user's project folder (a copy of this one) holds two LightGBM model folders: model.pkl pickled
+the way Numerai's example scripts do it, and a requirements.txt naming lightgbm; one model has its
+own size (`size = "mem-lg"` in models.toml). The path a user takes from there is followed with the
+real tools: the models' lock, `numerai-prefect setup` writing the blocks, `prefect deploy` of
+deployments/docker/prefect.yaml building the Dockerfile through podman's Docker-compatible socket
+and pushing it to a local registry (docker-registry), the webhook receiver, and prefect-docker's
+worker pulling the image and running the round in containers, no volume mounted, against the
+sandbox on loopback. The round opens, Numerai's webhooks (the sandbox's) reach the receiver, and
+both submissions must be verified with their trigger ids, the sized model from a container of its
+own size, and hold what each model predicts on the whole live frame.
 
 What the stand-in does not check: Fargate's own limits (CPU, memory, the task role), ECR's
 authentication and the network between a task and the Prefect API; the ECS job template is
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -32,6 +35,7 @@ from typing import cast
 
 import httpx
 import pytest
+from prefect.client.schemas.objects import FlowRun
 
 from blocks import NumeraiModel, model_block_name
 from deployments.processes import free_port, stop
@@ -41,7 +45,7 @@ from tests.scaffold.lightgbm_model import (
     whole_frame_predictions,
     write_lightgbm_model,
 )
-from tests.support import prefect_worker
+from tests.support import background, prefect_worker, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/numerai-python:bookworm")
@@ -121,8 +125,9 @@ class LocalEcs:
 
     project: Path
     sandbox: Sandbox
-    model: str
+    model: str  # the sized model
     model_block: str
+    other: str  # a model of the default size
     credentials_block: str
     image: str
     registry: str
@@ -148,7 +153,7 @@ def local_ecs(
     tag = uuid.uuid4().hex[:6]
     # A fixed name keeps the models' lock, and so the image's package layer, the same from run
     # to run (a cached layer); the server and the sandbox are this session's own.
-    name = "lgbm_whole"
+    name, other = "lgbm_whole", "lgbm_second"
     registry_port = free_port()
 
     containers_conf = work / "containers.conf"
@@ -195,19 +200,23 @@ def local_ecs(
             wait_for_url(f"http://127.0.0.1:{registry_port}/v2/", work / "registry.log")
             wait_for_socket(socket, work / "podman.log")
             sandbox.add_model(name)
-            sandbox.open_round()
+            sandbox.add_model(other)
 
-            # The user's model folder and its models.toml entry (no feature set: whole frame).
-            write_lightgbm_model(
-                project / "models" / name,
-                sandbox.store.path(sandbox.data_version, "train.parquet", 0),
-            )
+            # The user's model folders and their models.toml entries (no feature set: the
+            # whole frame); one model has a size of its own.
+            for model in (name, other):
+                write_lightgbm_model(
+                    project / "models" / model,
+                    sandbox.store.path(sandbox.data_version, "train.parquet", 0),
+                )
             (project / "models.toml").write_text(
                 f'[[model]]\nname = "{name}"\npredictor = "models/{name}/model.pkl"\n'
+                'size = "mem-lg"\n\n'
+                f'[[model]]\nname = "{other}"\npredictor = "models/{other}/model.pkl"\n'
             )
             python = [sys.executable, "-m"]
             run([*python, "deployments.model_packages", "lock"], project, env)
-            credentials_block = f"numerai-{tag}"
+            credentials_block = "numerai"  # the deployment's default, as setup saves it
             run(
                 [*python, "deployments.cli", "setup", "--credentials-block", credentials_block,
                  "--pool", f"numerai-process-{tag}"],
@@ -236,6 +245,7 @@ def local_ecs(
                 sandbox=sandbox,
                 model=name,
                 model_block=model_block_name(name),
+                other=other,
                 credentials_block=credentials_block,
                 image=image,
                 registry=f"127.0.0.1:{registry_port}",
@@ -312,49 +322,89 @@ def test_no_secret_in_layers_or_history(local_ecs: LocalEcs, tmp_path: Path) -> 
     assert not [name for name in secrets if name.encode() in data]
 
 
-def test_docker_worker_runs_the_round_in_the_pushed_image(
-    local_ecs: LocalEcs, prefect_server: str, tmp_path: Path
-) -> None:
+def final_runs(number: int) -> tuple[FlowRun | None, FlowRun | None]:
+    """The round's webhook run and its mem-lg size run, each once in a final state."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[f"round-{number}", f"round-{number}-mem-lg"])
+            )
+        )
+    final = {r.name: r for r in runs if r.state is not None and r.state.is_final()}
+    return final.get(f"round-{number}"), final.get(f"round-{number}-mem-lg")
+
+
+def test_webhooks_start_the_round_in_the_pushed_image_each_size_in_its_container(
+    local_ecs: LocalEcs, tmp_path: Path
+) -> None:
+    import secrets
+
+    from blocks import NumeraiAPI
 
     sandbox = local_ecs.sandbox
-    model_id = sandbox.models[local_ecs.model]
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name("submit-round/round-docker")
-        flow_run = client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters={
-                "models": [local_ecs.model_block],
-                "credentials_block": local_ecs.credentials_block,
-            },
+    secret = secrets.token_urlsafe(32)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    receiver_env = {
+        **local_ecs.env,
+        "NUMERAI_WEBHOOK_SECRET": secret,
+        "NUMERAI_DEPLOYMENT": "submit-round/round-docker",
+        "NUMERAI_WEBHOOK_GATHER_SECONDS": "2",
+    }
+    numerai = NumeraiAPI(sandbox.public_id, sandbox.secret_key, api_url=sandbox.api_url)
+    models = {m: sandbox.models[m] for m in (local_ecs.model, local_ecs.other)}
+    for model, model_id in models.items():
+        assert numerai.set_submission_webhook(
+            model_id, f"{url}/webhook/{secret}/{model_block_name(model)}"
         )
+    receiver = ["-m", "deployments.receiver", "--port", str(port)]
     started = time.monotonic()
-    with prefect_worker(POOL, local_ecs.env, tmp_path / "worker.log", worker_type="docker"):
+    with (
+        background(receiver, receiver_env, tmp_path / "receiver.log") as process,
+        prefect_worker(POOL, local_ecs.env, tmp_path / "worker.log", worker_type="docker"),
+    ):
+        wait_healthy(f"{url}/health", process, tmp_path / "receiver.log")
+        number = sandbox.open_round(number=random.randint(100_000, 999_999)).number
+        deliveries = sandbox.wait_for_deliveries(2, timeout=60)
+        assert [d.status for d in deliveries] == [200, 200], deliveries
+        trigger_of = {d.model_id: d.trigger_id for d in deliveries}
         deadline = started + 900  # a bound on waiting, not a claim about speed
         while True:
-            with get_client(sync_client=True) as client:
-                state = client.read_flow_run(flow_run.id).state
-            if state is not None and state.is_final():
+            round_run, size_run = final_runs(number)
+            finished = round_run is not None and round_run.state is not None
+            # A completed round run has started its size run: wait for that one too.
+            if finished and (size_run is not None or not round_run.state.is_completed()):  # type: ignore[union-attr]
                 break
-            assert time.monotonic() < deadline, f"no final state; see {tmp_path / 'worker.log'}"
+            assert time.monotonic() < deadline, f"no final states; see {tmp_path / 'worker.log'}"
             time.sleep(2)
     print(
         f"prefect deploy (lock check, build, push): {local_ecs.deploy_seconds:.0f} s; "
-        f"flow run created to final state on the docker worker: {time.monotonic() - started:.0f} s"
+        f"round opened to final states on the docker worker: {time.monotonic() - started:.0f} s"
     )
-    log = (tmp_path / "worker.log").read_text()
-    assert state.is_completed(), f"{state}\n{log[-4000:]}"
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert round_run is not None and round_run.state is not None
+    assert round_run.state.is_completed(), f"{round_run.state}\n{worker_log[-4000:]}"
+    assert round_run.idempotency_key == f"numerai-round-{number}"
+    assert size_run is not None and size_run.state is not None
+    assert size_run.state.is_completed(), f"{size_run.state}\n{worker_log[-4000:]}"
+    # The sized model ran in a container of its size; the other in the round run's own.
+    assert size_run.job_variables == {"mem_limit": "30720m"}
+    assert size_run.parameters["models"] == [local_ecs.model_block]
     # The worker pulled (image_pull_policy: Always) what `prefect deploy` pushed.
     repository, _, image_tag = local_ecs.image.removeprefix(local_ecs.registry + "/").partition(":")
     tags = httpx.get(f"http://{local_ecs.registry}/v2/{repository}/tags/list", timeout=10).json()
     assert image_tag in tags["tags"]
 
-    (submission,) = sandbox.submissions(model_id)
-    round_number = submission.round_number
-    expected = whole_frame_predictions(
-        local_ecs.project / f"models/{local_ecs.model}/model.pkl",
-        sandbox.store.path(sandbox.data_version, "live.parquet", round_number),
-    )
-    sent = uploaded_predictions(submission.data)
-    assert list(sent.index) == list(expected.index)
-    assert (sent - expected).abs().max() < 1e-9
+    for model, model_id in models.items():
+        [submission] = [s for s in sandbox.submissions(model_id) if s.round_number == number]
+        assert submission.trigger_id == trigger_of[model_id]
+        expected = whole_frame_predictions(
+            local_ecs.project / f"models/{model}/model.pkl",
+            sandbox.store.path(sandbox.data_version, "live.parquet", number),
+        )
+        sent = uploaded_predictions(submission.data)
+        assert list(sent.index) == list(expected.index)
+        assert (sent - expected).abs().max() < 1e-9

@@ -149,7 +149,7 @@ def receiver(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = ["-m", "deployments.receiver", "--host", "127.0.0.1", "--port", str(port)]
-    # A round's run starts 2 s after its first webhook (15 s by default): the models' calls
+    # A round's run starts 2 s after its first webhook (5 s by default): the models' calls
     # from the sandbox come within milliseconds of each other.
     env = {**prefect_env, "NUMERAI_WEBHOOK_SECRET": secret, "NUMERAI_WEBHOOK_GATHER_SECONDS": "2"}
     log = tmp_path_factory.mktemp("receiver") / "receiver.log"
