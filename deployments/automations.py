@@ -195,7 +195,12 @@ def apply_automations(
             elif _comparable(current) == _comparable(automation) and not duplicates:
                 results.append((name, "unchanged"))
             else:
-                client.update_automation(current.id, automation)
+                # Every field sent, defaults too: the server keeps what an update leaves unset,
+                # so a paused automation (enabled by default) would otherwise stay paused.
+                every_field = AutomationCore.model_validate(
+                    automation.model_dump(exclude={"owner_resource"})  # not in an update
+                )
+                client.update_automation(current.id, every_field)
                 results.append((name, "updated"))
         for name, stale in existing.items():
             for automation in stale:

@@ -7,14 +7,14 @@ Run `numerai-prefect COMMAND --help` for each command.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from typing import Annotated
 
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.cli import doctor, fire_test, logs, new, setup, status, teardown
-from deployments.cli._common import DEFAULT_API_URL, console
+from deployments.cli._common import DEFAULT_API_URL, console, project_version
 
 app = typer.Typer(
     name="numerai-prefect",
@@ -27,11 +27,7 @@ app = typer.Typer(
 def _version(show: bool) -> None:
     if not show:
         return
-    try:
-        ours = version("numerai-prefect")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        ours = "unknown"
-    console.print(f"numerai-prefect {ours} (prefect {version('prefect')})")
+    console.print(f"numerai-prefect {project_version()} (prefect {version('prefect')})")
     raise typer.Exit()
 
 

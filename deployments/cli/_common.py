@@ -9,14 +9,15 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar, cast
+from typing import Annotated, NoReturn, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import httpx
 import typer
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.client.schemas.objects import BlockDocument, FlowRun, TaskRun
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 from rich.console import Console
@@ -31,12 +32,12 @@ from blocks import (
     NumeraiModel,
     NumeraiQueryError,
 )
-from deployments.local import ModelEntry, read_models
+from deployments.local import ROOT, ModelEntry, read_models
+from flows.submission import account_models, model_id_of
 from model.names import ROUND_FLOW, flow_run_url, model_block_name
+from model.tournaments import CLASSIC
 
-if TYPE_CHECKING:
-    pass
-
+PACKAGE = "numerai-prefect"  # the distribution name in pyproject.toml
 DEFAULT_POOL = "numerai-local"
 DEFAULT_CREDENTIALS = "numerai"
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"  # the server `make run` / `make ui` start
@@ -81,6 +82,17 @@ WebhookUrl = Annotated[
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def project_version() -> str:
+    """This project's version: the installed package's, else pyproject.toml's in a checkout."""
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:  # run from a checkout (`python -m deployments.cli`, the image)
+        pyproject = ROOT / "pyproject.toml"
+        if pyproject.is_file():
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        return "unknown"
 
 
 # -- plumbing ----------------------------------------------------------------------------
@@ -178,10 +190,39 @@ def _load_model_block(name: str) -> NumeraiModel | None:
         return None
 
 
-def _model_ids(client: NumeraiAPI, entries: list[ModelEntry]) -> dict[str, str | None]:
-    """Model name -> Numerai model id (from models.toml, else looked up in the account)."""
-    account: dict[str, str] = client.get_models()
-    return {entry.name: entry.model_id or account.get(entry.name) for entry in entries}
+def _model_config(entry: ModelEntry, predictor_path: str | None = None) -> NumeraiModel:
+    """The Numerai Model block a models.toml entry stands for, as `setup` saves it."""
+    return NumeraiModel(
+        model_name=entry.name,
+        model_id=entry.model_id,
+        predictor_path=predictor_path or entry.predictor,
+        feature_set=entry.block_feature_set,
+        size=entry.size,
+        tournament=entry.tournament_number,
+        data_path=entry.data_path,
+    )
+
+
+def _accounts(
+    credentials: NumeraiCredentials, entries: list[ModelEntry]
+) -> dict[int, dict[str, str]]:
+    """Tournament -> the account's models in it (by lowercase name), as the flows read them."""
+    numbers = sorted({CLASSIC, *(entry.tournament_number for entry in entries)})
+    return {number: account_models.fn(credentials, number) for number in numbers}
+
+
+def _model_id(entry: ModelEntry, accounts: dict[int, dict[str, str]]) -> str | None:
+    """The entry's Numerai model id as the flows find it, or None when the account lacks it."""
+    try:
+        return model_id_of(_model_config(entry), accounts[entry.tournament_number])
+    except ValueError:
+        return None
+
+
+def _model_ids(credentials: NumeraiCredentials, entries: list[ModelEntry]) -> dict[str, str | None]:
+    """Model name -> Numerai model id (configured, else found by name in its tournament)."""
+    accounts = _accounts(credentials, entries)
+    return {entry.name: _model_id(entry, accounts) for entry in entries}
 
 
 def _registered_webhooks(client: NumeraiAPI) -> dict[str, str | None] | None:
@@ -194,6 +235,16 @@ def _registered_webhooks(client: NumeraiAPI) -> dict[str, str | None] | None:
         return None
     models = data["data"]["account"]["models"]
     return {str(m["id"]): m.get("submissionWebhook") for m in models}
+
+
+def _notifier_document(client: SyncPrefectClient) -> BlockDocument | None:
+    """The saved notifier, whichever of Prefect's notification block types holds it."""
+    from deployments.notifications import NOTIFIER_BLOCK_NAME
+
+    for document in client.read_block_documents(include_secrets=False):
+        if document.name == NOTIFIER_BLOCK_NAME and document.block_type:
+            return document
+    return None
 
 
 def _webhook_secret() -> str:

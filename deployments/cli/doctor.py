@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import httpx
 import typer
@@ -21,11 +26,6 @@ from blocks import (
     NumeraiCredentials,
     NumeraiError,
 )
-from deployments.local import ROOT, ModelEntry
-from model.names import model_block_name
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.responses import DeploymentResponse
 from deployments.cli._common import (
     _KEYS_FIX,
     DEFAULT_CREDENTIALS,
@@ -42,18 +42,28 @@ from deployments.cli._common import (
     ModelsFile,
     PoolOption,
     WebhookUrl,
+    _accounts,
     _api_url,
     _friendly,
     _load_credentials,
     _load_model_block,
     _mask,
+    _model_id,
+    _notifier_document,
     _prefect,
     _read_entries,
     _registered_webhooks,
-    _webhook_url,
     _when,
     console,
 )
+from deployments.local import ROOT, ModelEntry
+from model.names import model_block_name
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.events.schemas.automations import Automation
+
+HEALTH_TIMEOUT = 5.0  # seconds for each request to a receiver
 
 
 @dataclass
@@ -97,13 +107,12 @@ class _Checks:
 def _check_numerai(
     checks: _Checks, credentials: NumeraiCredentials | None, entries: list[ModelEntry]
 ) -> tuple[NumeraiAPI, dict[str, str | None]] | None:
-    """Keys valid and every configured model in the account."""
+    """Keys valid and every configured model in the account (found as the flows find it)."""
     if credentials is None:
         checks.skip("API keys valid", "no credentials block")
         return None
-    client = credentials.get_client()
     try:
-        account: dict[str, str] = client.get_models()
+        accounts = _accounts(credentials, entries)
     except NumeraiAuthError as exc:
         checks.fail("API keys valid", f"rejected: {exc}", _KEYS_FIX)
         return None
@@ -114,20 +123,21 @@ def _check_numerai(
             "check the network and the api_url of the credentials block",
         )
         return None
-    checks.ok("API keys valid", f"account has {len(account)} model(s)")
+    count = len({model_id for account in accounts.values() for model_id in account.values()})
+    checks.ok("API keys valid", f"account has {count} model(s)")
     ids: dict[str, str | None] = {}
     for entry in entries:
-        model_id = entry.model_id or account.get(entry.name)
-        ids[entry.name] = model_id
+        account = accounts[entry.tournament_number]
+        model_id = ids[entry.name] = _model_id(entry, accounts)
         if model_id and (not entry.model_id or entry.model_id in account.values()):
             checks.ok(f"model {entry.name} in account", model_id)
         else:
             checks.fail(
                 f"model {entry.name} in account",
-                f"not found; the account has {sorted(account)}",
+                f"not found; the account has {sorted(account)} in {entry.tournament}",
                 "fix the name in models.toml (or create the model on numer.ai)",
             )
-    return client, ids
+    return credentials.get_client(), ids
 
 
 def _check_blocks(checks: _Checks, credentials_block: str, found: bool, entries: list[ModelEntry]):
@@ -241,13 +251,113 @@ def _check_schedules(checks: _Checks, retry: DeploymentResponse | None) -> None:
         checks.ok(name, f"{len(crons)} cron(s), all inside {ROUND_HOURS}")
 
 
+@dataclass(frozen=True)
+class _Hook:
+    """A registered webhook URL read as the receiver's route: BASE/webhook/SECRET/BLOCK."""
+
+    base: str  # everything before /webhook/: the receiver, whose /health is there too
+    secret: str
+    block: str
+
+
+_HOOK_PATH = re.compile(r"(.*)/webhook/([^/]+)/([^/]+)")
+
+
+def _parse_hook(url: str) -> _Hook | None:
+    """The receiver, secret and model block a webhook URL names, or None if it is not ours."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    found = _HOOK_PATH.fullmatch(parsed.path)
+    if found is None or parsed.scheme not in ("http", "https") or parsed.query:
+        return None
+    origin = f"{parsed.scheme}://{parsed.netloc.decode()}"
+    return _Hook(origin + found[1], found[2], found[3])
+
+
+def _origin(url: str) -> str:
+    """Where a URL points, without its path (which may hold a secret)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "an invalid URL"
+    return f"{parsed.scheme}://{parsed.host or '?'}" + (f":{parsed.port}" if parsed.port else "")
+
+
+@contextlib.contextmanager
+def _quiet_http() -> Iterator[None]:
+    """No HTTP client log line while a URL holding the secret is requested."""
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _receiver_problem(base: str) -> str | None:
+    """What is wrong with the receiver at `base` (GET /health), or None when it answers."""
+    try:
+        response = httpx.get(f"{base}/health", timeout=HEALTH_TIMEOUT)
+    except httpx.HTTPError as exc:
+        return f"receiver at {base} unreachable: {exc or type(exc).__name__}"
+    if response.status_code != 200:
+        return f"receiver at {base}: GET /health answered HTTP {response.status_code}"
+    try:
+        healthy = response.json() == {"status": "ok"}
+    except ValueError:
+        healthy = False
+    if not healthy:
+        return f"{base} answers GET /health, but not as the receiver does"
+    return None
+
+
+def _secret_problem(url: str) -> str | None:
+    """Whether the receiver takes the secret in `url`: a GET there (which starts nothing) is
+    answered 405 with its own secret and 404 with any other."""
+    with _quiet_http():
+        try:
+            status = httpx.get(url, timeout=HEALTH_TIMEOUT).status_code
+        except httpx.HTTPError as exc:  # its text may hold the URL: only its kind is said
+            return f"no answer on the webhook path ({type(exc).__name__})"
+    if status == 405:
+        return None
+    if status == 404:
+        return "the receiver refuses the secret in the registered URL (it has another)"
+    return f"the webhook path answered HTTP {status}, not the receiver's 405 to a GET"
+
+
+@dataclass
+class _Probes:
+    """Each receiver and each registered URL asked once, however many models share them."""
+
+    receivers: dict[str, str | None] = field(default_factory=dict)
+    secrets: dict[str, str | None] = field(default_factory=dict)
+
+    def receiver(self, base: str) -> str | None:
+        if base not in self.receivers:
+            self.receivers[base] = _receiver_problem(base)
+        return self.receivers[base]
+
+    def secret(self, url: str) -> str | None:
+        if url not in self.secrets:
+            self.secrets[url] = _secret_problem(url)
+        return self.secrets[url]
+
+
 def _check_webhooks(
     checks: _Checks,
     numerai: tuple[NumeraiAPI, dict[str, str | None]] | None,
     entries: list[ModelEntry],
     base: str | None,
+    probes: _Probes,
 ) -> None:
-    """Each model's webhook points at the receiver (when Numerai lets us read it)."""
+    """Each model's webhook as registered on Numerai: ours, for this model, and its receiver
+    answers there (when Numerai lets us read it)."""
     if numerai is None:
         checks.skip("webhooks registered", "Numerai not reachable with these keys")
         return
@@ -257,7 +367,6 @@ def _check_webhooks(
         checks.skip("webhooks registered", "cannot be read back from Numerai's API")
         return
     secret = os.environ.get(SECRET_ENV)
-    fix = f"numerai-prefect setup --webhook-url {base or 'BASE'}"
     for entry in entries:
         name, block = f"webhook {entry.name}", model_block_name(entry.name)
         model_id = ids.get(entry.name)
@@ -265,37 +374,107 @@ def _check_webhooks(
             checks.skip(name, "model not in the account")
             continue
         url = hooks.get(model_id)
+        hook = _parse_hook(url) if url else None
+        fix = f"numerai-prefect setup --webhook-url {base or (hook and hook.base) or 'BASE'}"
         if not url:
-            checks.fail(name, "none registered", fix)
-        elif base and not _points_at(url, base, block, secret):
-            checks.fail(name, f"points at {_mask(url)}", fix)
+            checks.fail(name, "not registered on Numerai: a new round starts no run", fix)
+        elif hook is None:
+            checks.fail(
+                name, f"points at {_origin(url)}, not at a receiver's /webhook/SECRET/{block}", fix
+            )
+        elif hook.block != block:
+            checks.fail(name, f"points at {_mask(url)}: another model's path, not {block}", fix)
+        elif base and hook.base != base:
+            checks.fail(name, f"wrong host: points at {_mask(url)}, not at {base}", fix)
+        elif secret and hook.secret != secret:
+            checks.fail(
+                name,
+                f"points at {_mask(url)} with another secret than {SECRET_ENV}",
+                f"the receiver's {SECRET_ENV} here, then {fix}",
+            )
+        elif problem := probes.receiver(hook.base):
+            checks.fail(name, f"points at {_mask(url)}; {problem}", RECEIVER_HINT)
+        elif problem := probes.secret(url):
+            checks.fail(
+                name,
+                f"points at {_mask(url)}; {problem}",
+                f"export the receiver's {SECRET_ENV}, then {fix}",
+            )
         else:
-            checks.ok(name, _mask(url))
+            checks.ok(name, f"{_mask(url)}: the receiver answers and takes its secret")
 
 
-def _points_at(url: str, base: str, block: str, secret: str | None) -> bool:
-    """Whether a registered webhook URL is the receiver's URL for this model."""
-    if secret:
-        return url == _webhook_url(base, secret, block)
-    return url.startswith(f"{base}/webhook/") and url.endswith(f"/{block}")
-
-
-def _check_receiver(checks: _Checks, base: str | None) -> None:
-    """GET {base}/health answers 200."""
+def _check_receiver(checks: _Checks, base: str | None, probes: _Probes) -> None:
+    """GET {base}/health answers as the receiver does (when --webhook-url names one)."""
     if not base:
-        checks.skip("receiver reachable", "pass --webhook-url BASE to check")
         return
-    try:
-        response = httpx.get(f"{base}/health", timeout=5)
-    except httpx.HTTPError as exc:
-        checks.fail("receiver reachable", f"GET {base}/health: {exc}", RECEIVER_HINT)
-        return
-    if response.status_code == 200:
-        checks.ok("receiver reachable", f"GET {base}/health: 200")
+    problem = probes.receiver(base)
+    if problem:
+        checks.fail("receiver reachable", problem, RECEIVER_HINT)
     else:
+        checks.ok("receiver reachable", f"GET {base}/health: 200")
+
+
+def _check_notifier(checks: _Checks, client: SyncPrefectClient) -> UUID | None:
+    """The notification block the automations send through exists and loads; its id."""
+    from prefect.blocks.abstract import NotificationBlock
+    from prefect.blocks.core import Block
+
+    from deployments.notifications import NOTIFIER_BLOCK_NAME, NOTIFIER_KINDS
+
+    fix = f"numerai-prefect setup --notify {'|'.join(NOTIFIER_KINDS)}"
+    document = _notifier_document(client)
+    if document is None or document.block_type is None:
         checks.fail(
-            "receiver reachable", f"GET {base}/health: HTTP {response.status_code}", RECEIVER_HINT
+            "notifier",
+            f"no {NOTIFIER_BLOCK_NAME} block: a failed or missed round tells no one",
+            fix,
         )
+        return None
+    slug = document.block_type.slug
+    try:
+        block = Block.load(f"{slug}/{NOTIFIER_BLOCK_NAME}")
+    except Exception as exc:  # its text may carry the block's secret URL: only its kind is said
+        checks.fail(
+            "notifier", f"{NOTIFIER_BLOCK_NAME} ({slug}) does not load: {type(exc).__name__}", fix
+        )
+        return document.id
+    if not isinstance(block, NotificationBlock):
+        checks.fail("notifier", f"{NOTIFIER_BLOCK_NAME} is a {slug}, which cannot notify", fix)
+    else:
+        checks.ok("notifier", f"{NOTIFIER_BLOCK_NAME} ({slug}) loads")
+    return document.id
+
+
+def _check_automations(checks: _Checks, client: SyncPrefectClient, notifier: UUID | None) -> None:
+    """Every automation of deployments/automations.py is on the server, enabled, and sends
+    through the notifier."""
+    from deployments.automations import PREFIX, render
+
+    stored: dict[str, Automation] = {}
+    offset = 0
+    while page := client.read_automations(limit=200, offset=offset):
+        stored |= {a.name: a for a in page if a.name.startswith(PREFIX)}
+        offset += len(page)
+    wanted = render(notifier or UUID(int=0))  # names and default on/off do not depend on it
+    fix = "numerai-prefect setup" + ("" if notifier else " --notify slack|webhook|email|apprise")
+    if not stored:
+        checks.fail("automations", f"none of the {len(wanted)} is on the Prefect server", fix)
+        return
+    for automation in wanted:
+        name, found = f"automation {automation.name}", stored.get(automation.name)
+        if found is None:
+            checks.fail(name, "not on the Prefect server", fix)
+            continue
+        targets = {getattr(a, "block_document_id", None) for a in found.actions} - {None}
+        if automation.enabled and not found.enabled:
+            checks.fail(name, "disabled: it never fires", fix)
+        elif notifier is None or targets - {notifier}:
+            checks.fail(name, "sends through a notifier block that is not numerai-notify", fix)
+        elif found.enabled:
+            checks.ok(name, "enabled")
+        else:
+            checks.ok(name, "off (setup --notify KIND --summary turns it on)")
 
 
 @_friendly
@@ -326,8 +505,10 @@ def doctor(
         _check_pool(checks, client, pool)
         retry = _check_deployments(checks, client, pool)
         _check_schedules(checks, retry)
-        _check_webhooks(checks, numerai, entries, base)
-        _check_receiver(checks, base)
+        probes = _Probes()
+        _check_webhooks(checks, numerai, entries, base, probes)
+        _check_receiver(checks, base, probes)
+        _check_automations(checks, client, _check_notifier(checks, client))
     checks.show()
     if checks.failed:
         raise typer.Exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from prefect.client.orchestration import SyncPrefectClient
@@ -16,11 +16,6 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from rich.markup import escape
 
-from deployments.local import ROOT
-from model.names import WEBHOOK_TAG
-
-if TYPE_CHECKING:
-    pass
 from deployments.cli._common import (
     _KEYS_FIX,
     DEFAULT_CREDENTIALS,
@@ -33,6 +28,7 @@ from deployments.cli._common import (
     _credentials,
     _fail,
     _friendly,
+    _model_ids,
     _pick_entry,
     _prefect,
     _read_entries,
@@ -41,6 +37,9 @@ from deployments.cli._common import (
     _when,
     console,
 )
+from deployments.local import ROOT
+from flows.submission import find_round_submission, resolve_round
+from model.names import WEBHOOK_TAG
 
 
 def _find_trigger_run(client: SyncPrefectClient, trigger_id: str) -> FlowRun | None:
@@ -55,8 +54,8 @@ def _find_trigger_run(client: SyncPrefectClient, trigger_id: str) -> FlowRun | N
 
 def _no_run_fix(pool: str) -> str:
     return (
-        "is the receiver reachable at the registered URL (`numerai-prefect doctor --webhook-url "
-        "BASE`)? does it use this Prefect API? is submit-round/round deployed "
+        "is the receiver reachable at the registered URL (`numerai-prefect doctor` asks it)? "
+        "does it use this Prefect API? is submit-round/round deployed "
         f"(`numerai-prefect setup --deploy`)? is a worker running (`prefect worker start --pool "
         f"{pool}`)?"
     )
@@ -106,10 +105,10 @@ def fire_test(
     entry = _pick_entry(_read_entries(models_file), model)
     credentials = _credentials(credentials_block)
     client = credentials.get_client()
-    round_info = client.current_round()
+    round_info = resolve_round.fn(credentials, entry.tournament_number)
     if round_info is None:
         _fail("no round is open: the run would submit nothing", fix=f"retry during {ROUND_HOURS}")
-    model_id = entry.model_id or client.get_models().get(entry.name)
+    model_id = _model_ids(credentials, [entry])[entry.name]
     if model_id is None:
         _fail(f"model {entry.name!r} is not in this Numerai account", fix=_KEYS_FIX)
     hooks = _registered_webhooks(client)
@@ -139,21 +138,20 @@ def fire_test(
             f"flow run {run.name} ended {run.state_name}: {run.state.message if run.state else ''}",
             fix=f"numerai-prefect logs --run {run.id}",
         )
-    submissions = client.model_submissions(model_id)
-    this_round = [s for s in submissions if s.round_number == round_info.number]
-    match = next((s for s in this_round if s.trigger_id == trigger_id), None)
+    # The submission Numerai counts for the round, looked up as a run looks it up.
+    match = find_round_submission.fn(credentials, model_id, round_info.number)
     if match is None:
-        if this_round:
-            _fail(
-                f"round {round_info.number} has a submission of {entry.name} from before "
-                f"(trigger {this_round[-1].trigger_id or 'none'}); the run skipped the model, "
-                "so none carries this trigger id",
-                fix="the webhook path works; test again in a round without a submission",
-            )
         _fail(
             f"no submission of {entry.name} for round {round_info.number} carries trigger "
             f"{trigger_id}",
             fix=f"numerai-prefect logs --run {run.id}",
+        )
+    if match.trigger_id != trigger_id:
+        _fail(
+            f"round {round_info.number} has a submission of {entry.name} from before "
+            f"(trigger {match.trigger_id or 'none'}); the run skipped the model, "
+            "so none carries this trigger id",
+            fix="the webhook path works; test again in a round without a submission",
         )
     console.print(
         f"[green]✓ {escape(entry.name)}: submission {match.id} for round {round_info.number} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -28,10 +28,6 @@ from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 from rich.markup import escape
 
-from model.names import ROUND_FLOW
-
-if TYPE_CHECKING:
-    pass
 from deployments.cli._common import (
     _api_url,
     _fail,
@@ -41,6 +37,7 @@ from deployments.cli._common import (
     _ui_url,
     console,
 )
+from model.names import ROUND_FLOW
 
 
 def _root_run(client: SyncPrefectClient, run: str | None) -> FlowRun:

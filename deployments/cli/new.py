@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from deployments.local import ROOT
-
-if TYPE_CHECKING:
-    pass
 from deployments.cli._common import (
     OK,
     ModelsFile,
@@ -19,6 +15,7 @@ from deployments.cli._common import (
     _friendly,
     console,
 )
+from deployments.local import ROOT
 
 
 @_friendly

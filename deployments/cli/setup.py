@@ -8,23 +8,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
+from uuid import UUID
 
 import httpx
 import typer
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.exceptions import ObjectNotFound
 from pydantic import SecretStr
 
-from blocks import (
-    NumeraiCredentials,
-    NumeraiModel,
-)
-from deployments.local import ROOT, ModelEntry, example_artifact, train_example
-from model.names import model_block_name
-
-if TYPE_CHECKING:
-    pass
+from blocks import NumeraiCredentials
 from deployments.cli._common import (
     DEFAULT_CREDENTIALS,
     DEFAULT_POOL,
@@ -42,7 +34,9 @@ from deployments.cli._common import (
     _load_credentials,
     _load_model_block,
     _mask,
+    _model_config,
     _model_ids,
+    _notifier_document,
     _prefect,
     _read_entries,
     _registered_webhooks,
@@ -51,6 +45,8 @@ from deployments.cli._common import (
     _webhook_url,
     console,
 )
+from deployments.local import ROOT, ModelEntry, example_artifact, train_example
+from model.names import model_block_name
 
 
 def _save_credentials(name: str, results: _Results) -> NumeraiCredentials:
@@ -140,15 +136,7 @@ def _save_model(entry: ModelEntry, predictor: Path, results: _Results, *, image:
             f"only, not in an image (move its folder to models/{entry.name})",
             ok=not image,
         )
-    wanted = NumeraiModel(
-        model_name=entry.name,
-        model_id=entry.model_id,
-        predictor_path=stored,
-        feature_set=entry.block_feature_set,
-        size=entry.size,
-        tournament=entry.tournament_number,
-        data_path=entry.data_path,
-    )
+    wanted = _model_config(entry, stored)
     fields = (
         "model_name", "model_id", "predictor_path", "feature_set", "size", "tournament",
         "data_path",
@@ -232,7 +220,7 @@ def _register_webhooks(
 ) -> None:
     """Point every model's Numerai webhook at the receiver, unless it already does."""
     client = credentials.get_client()
-    ids = _model_ids(client, entries)
+    ids = _model_ids(credentials, entries)
     current = _registered_webhooks(client)
     for entry in entries:
         block = model_block_name(entry.name)
@@ -391,6 +379,7 @@ def _apply_automations(
     from deployments.automations import apply_automations
     from deployments.notifications import NOTIFIER_BLOCK_NAME, save_notifier
 
+    block_id: UUID
     if kind and settings is not None:
         try:
             block_id = save_notifier(kind, **settings)  # type: ignore[arg-type]
@@ -400,25 +389,13 @@ def _apply_automations(
         results.add("notifier", NOTIFIER_BLOCK_NAME, f"saved ({kind})", changed=True)
     else:
         with _prefect() as client:
-            try:
-                block_id = client.read_block_document_by_name(
-                    NOTIFIER_BLOCK_NAME, block_type_slug=_notifier_slug(client)
-                ).id
-            except (ObjectNotFound, LookupError):
-                results.add("automations", "-", "no notifier: run setup --notify to add them")
-                return
+            document = _notifier_document(client)
+        if document is None:
+            results.add("automations", "-", "no notifier: run setup --notify to add them")
+            return
+        block_id = document.id
     for name, outcome in apply_automations(block_id, summary=summary):
         results.add("automation", name, outcome, changed=outcome != "unchanged")
-
-
-def _notifier_slug(client: SyncPrefectClient) -> str:
-    """The block type of the saved notifier, whichever kind it is."""
-    from deployments.notifications import NOTIFIER_BLOCK_NAME
-
-    for document in client.read_block_documents():
-        if document.name == NOTIFIER_BLOCK_NAME and document.block_type:
-            return document.block_type.slug
-    raise LookupError(NOTIFIER_BLOCK_NAME)
 
 
 def _aws_numerai_keys(name: str, results: _Results) -> NumeraiCredentials:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from prefect.client.orchestration import SyncPrefectClient
@@ -18,14 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from blocks import (
+    RoundInfo,
     SubmissionInfo,
 )
-from deployments.local import ROOT
-from model.names import model_block_name, model_run_name
-
-if TYPE_CHECKING:
-    pass
-from blocks import RoundInfo
 from deployments.cli._common import (
     DEFAULT_CREDENTIALS,
     ROUND_HOURS,
@@ -34,7 +29,7 @@ from deployments.cli._common import (
     _credentials,
     _fail,
     _friendly,
-    _load_model_block,
+    _model_ids,
     _pick_entry,
     _prefect,
     _read_entries,
@@ -43,7 +38,10 @@ from deployments.cli._common import (
     _when,
     console,
 )
-from deployments.local import ModelEntry
+from deployments.local import ROOT, ModelEntry
+from flows.submission import resolve_round
+from model.names import model_run_name
+from model.tournaments import CLASSIC, tournament
 
 
 def _model_runs(client: SyncPrefectClient, model: str) -> dict[int, TaskRun]:
@@ -76,13 +74,14 @@ def _short(moment: dt.datetime | None) -> str:
 def _rows(
     entries: list[ModelEntry],
     submissions: dict[str, list[SubmissionInfo]],
-    current: RoundInfo | None,
+    currents: dict[int, RoundInfo | None],
     rounds: int,
 ) -> list[dict[str, Any]]:
     """One row per model and round it had: a submission, a run, or the round open now."""
     rows: list[dict[str, Any]] = []
     with _prefect() as prefect:
         for entry in entries:
+            current = currents[entry.tournament_number]
             runs = _model_runs(prefect, entry.name)
             had = {s.round_number for s in submissions[entry.name] if s.round_number}
             had |= set(runs)
@@ -129,29 +128,31 @@ def status(
     entries = _read_entries(models_file)
     if model is not None:
         entries = [_pick_entry(entries, model)]
-    client = _credentials(credentials_block).get_client()
+    credentials = _credentials(credentials_block)
+    client = credentials.get_client()
     with console.status("Reading rounds and submissions…"):
-        current = client.current_round()
-        account: dict[str, str] | None = None
-        submissions: dict[str, list[SubmissionInfo]] = {}
-        for entry in entries:
-            block = _load_model_block(model_block_name(entry.name))
-            model_id = entry.model_id or (block.model_id if block else None)
-            if model_id is None:
-                account = account if account is not None else client.get_models()
-                model_id = account.get(entry.name)
-            submissions[entry.name] = client.model_submissions(model_id) if model_id else []
+        # The round open now in each tournament, as a round run resolves it.
+        current = {
+            number: resolve_round.fn(credentials, number)
+            for number in sorted({entry.tournament_number for entry in entries})
+        }
+        ids = _model_ids(credentials, entries)
+        submissions = {
+            entry.name: client.model_submissions(model_id) if (model_id := ids[entry.name]) else []
+            for entry in entries
+        }
         rows = _rows(entries, submissions, current, rounds)
     if output == "json":
         plain = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
         console.print_json(json.dumps(plain))
         return
-    if current is not None:
-        console.print(
-            f"Round {current.number} is open until {_when(current.close_time)}", style="bold"
-        )
-    else:
-        console.print(f"No round is open now ({ROUND_HOURS}).", style="bold")
+    for number, open_round in current.items():
+        label = "Round" if number == CLASSIC else f"{tournament(number).name.title()} round"
+        if open_round is not None:
+            closes = _when(open_round.close_time)
+            console.print(f"{label} {open_round.number} is open until {closes}", style="bold")
+        else:
+            console.print(f"No {label.lower()} is open now ({ROUND_HOURS}).", style="bold")
     if not rows:
         console.print("No rounds to show yet: no round is open and nothing was submitted.")
         return

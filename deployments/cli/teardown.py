@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from prefect.client.orchestration import SyncPrefectClient
@@ -16,11 +16,6 @@ from blocks import (
     NumeraiCredentials,
     NumeraiError,
 )
-from deployments.local import ROOT, ModelEntry
-from model.names import ROUND_FLOW, model_block_name
-
-if TYPE_CHECKING:
-    pass
 from deployments.cli._common import (
     DEFAULT_CREDENTIALS,
     DEFAULT_POOL,
@@ -38,6 +33,8 @@ from deployments.cli._common import (
     _Results,
     console,
 )
+from deployments.local import ROOT, ModelEntry
+from model.names import ROUND_FLOW, model_block_name
 
 
 def _delete_block(client: SyncPrefectClient, name: str, type_slug: str) -> bool:
@@ -53,7 +50,7 @@ def _delete_block(client: SyncPrefectClient, name: str, type_slug: str) -> bool:
 def _remove_webhooks(credentials: NumeraiCredentials, entries: list[ModelEntry], results: _Results):
     """Unset the Numerai webhook of every configured model."""
     client = credentials.get_client()
-    ids = _model_ids(client, entries)
+    ids = _model_ids(credentials, entries)
     hooks = _registered_webhooks(client)
     for entry in entries:
         model_id = ids[entry.name]

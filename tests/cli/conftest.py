@@ -20,7 +20,9 @@ from prefect.flows import Flow
 from typer.testing import CliRunner, Result
 
 from blocks import model_block_name
+from deployments.automations import PREFIX as AUTOMATION_PREFIX
 from deployments.cli import app
+from deployments.notifications import NOTIFIER_BLOCK_NAME
 from sandbox import Sandbox
 from tests.flows.conftest import rank_first_feature
 from tests.support import prefect_worker, serve_in_thread
@@ -108,6 +110,13 @@ def _cleanup(project: Project) -> None:
                 )
         with contextlib.suppress(ObjectNotFound):
             client.delete_work_pool(project.pool)
+        # The notifier and the automations have fixed names: one test's must not reach the next.
+        for automation in client.read_automations():
+            if automation.name.startswith(AUTOMATION_PREFIX):
+                client.delete_automation(automation.id)
+        for document in client.read_block_documents(include_secrets=False):
+            if document.name == NOTIFIER_BLOCK_NAME:
+                client.delete_block_document(document.id)
 
 
 @pytest.fixture

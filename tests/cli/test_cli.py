@@ -118,17 +118,48 @@ def test_setup_registers_the_webhooks_without_printing_the_secret(
 
 
 def test_doctor_names_the_missing_worker_and_its_fix(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+    project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NUMERAI_WEBHOOK_SECRET", project.secret)
-    assert project.cli("setup", "--webhook-url", "http://127.0.0.1:9").exit_code == 0
-    project.deploy()
-    result = project.cli("doctor")
+    monkeypatch.setenv("NUMERAI_NOTIFY_URL", "http://127.0.0.1:9/hooks/private-token")
+    with receiver(project.secret, prefect_server) as base:
+        setup = project.cli("setup", "--webhook-url", base, "--notify", "webhook")
+        assert setup.exit_code == 0
+        project.deploy()
+        result = project.cli("doctor")
     assert result.exit_code == 1
     assert "1 check(s) failed: worker online" in result.output
     assert f"prefect worker start --pool {project.pool}" in result.output
     assert "retry schedules in round windows" in result.output
     assert project.secret not in result.output
+
+
+def test_models_are_found_on_numerai_as_the_runs_find_them(project: Project) -> None:
+    """A models.toml name in another case than Numerai's: the runs find the model (by its
+    lowercase name), so setup, doctor and status must find the same one."""
+    from flows import submit_round
+
+    shouted = project.names[0].upper()
+    project.models_file.write_text(
+        project.models_file.read_text().replace(project.names[0], shouted)
+    )
+    assert project.cli("setup").exit_code == 0
+    doctor = project.cli("doctor")
+    row = next(line for line in doctor.output.splitlines() if f"model {shouted} in" in line)
+    assert "✓" in row and project.sandbox.models[project.names[0]] in row
+
+    state = submit_round(
+        models=[project.blocks[0]],
+        credentials_block=project.credentials_block,
+        data_dir=str(project.tmp / "data"),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    status = project.cli("status", "--model", shouted, "-o", "json")
+    assert status.exit_code == 0
+    rows = json.loads(status.output)
+    assert [(r["model"], r["round"], r["submitted"]) for r in rows] == [(shouted, 1000, True)]
+    assert rows[0]["run_state"] == "Completed"
 
 
 def test_doctor_with_bad_keys_fails_the_keys_check(project: Project) -> None:
@@ -239,8 +270,10 @@ def test_test_follows_the_webhook_run_to_a_verified_submission(
 ) -> None:
     pytest.importorskip("deployments.receiver")
     monkeypatch.setenv("NUMERAI_WEBHOOK_SECRET", project.secret)
+    monkeypatch.setenv("NUMERAI_NOTIFY_URL", "http://127.0.0.1:9/hooks/private-token")
     with receiver(project.secret, prefect_server) as base:
-        assert project.cli("setup", "--webhook-url", base).exit_code == 0
+        setup = project.cli("setup", "--webhook-url", base, "--notify", "webhook")
+        assert setup.exit_code == 0
         with worker(project.pool, prefect_server, project.tmp / "worker.log"):
             project.deploy()  # while the worker starts
             result = project.cli("test", "--model", project.names[1], "--timeout", "90")
