@@ -7,8 +7,9 @@
 A burst is what Numerai does when a round opens: every model's webhook at once, each with its
 own trigger id. It is measured on a Prefect server of its own on SQLite and, with
 --database-url (or $NUMERAI_TEST_DATABASE_URL), on a second server on a throwaway database of
-that PostgreSQL server, side by side: answers that were not 2xx, runs created per trigger
-(exactly one each, also after the same burst is delivered again) and the answer's p50/p99.
+that PostgreSQL server, side by side: answers that were not 2xx, the round's runs (exactly one,
+also after the same burst is delivered again), every model's trigger kept, and the answer's
+p50/p99.
 Prints tables and writes benchmarks/webhook-results.json. Figures, never
 assertions.
 """
@@ -120,70 +121,72 @@ async def _apply_latency_deployment(name: str = "latency") -> None:
     await deployment.aapply()
 
 
-async def _deliver_at_once(url: str, triggers: list[str]) -> list[tuple[int, float]]:
-    """POST every trigger at the same moment, each on its own connection: (status, ms)."""
+async def _deliver_at_once(
+    webhook: str, triggers: dict[str, str], round_number: int
+) -> list[tuple[int, float]]:
+    """POST every model's trigger at the same moment, each on its own connection: (status, ms)."""
     limits = httpx.Limits(max_connections=len(triggers), max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         start = asyncio.Event()
 
-        async def deliver(trigger: str) -> tuple[int, float]:
+        async def deliver(model: str, trigger: str) -> tuple[int, float]:
             await start.wait()
             began = time.perf_counter()
+            body = {"triggerId": trigger, "roundNumber": round_number}
             try:
-                answer = await client.post(url, json={"triggerId": trigger, "roundNumber": 1000})
+                answer = await client.post(f"{webhook}/{model}", json=body)
                 status = answer.status_code
             except httpx.HTTPError:
                 status = 0  # no answer at all
             return status, (time.perf_counter() - began) * 1000
 
-        tasks = [asyncio.create_task(deliver(t)) for t in triggers]
+        tasks = [asyncio.create_task(deliver(m, t)) for m, t in triggers.items()]
         await asyncio.sleep(0)  # every task waits at the start line
         start.set()
         return list(await asyncio.gather(*tasks))
 
 
-def _runs_per_trigger(api_url: str, triggers: list[str]) -> dict[str, int]:
-    """How many runs of the burst deployment carry each trigger id."""
-    from model.names import WEBHOOK_TAG
+def _round_outcome(api_url: str, triggers: dict[str, str], round_number: int) -> dict[str, int]:
+    """Runs of the burst deployment for the round, and the models whose trigger was kept."""
+    from model.names import WEBHOOK_TAG, trigger_variable_name
+    from model.triggers import WebhookTrigger
 
-    counts = dict.fromkeys(triggers, 0)
     with SyncPrefectClient(api_url) as prefect:
         deployment = prefect.read_deployment_by_name(BURST)
-        offset = 0
-        while True:
-            runs = prefect.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    tags=FlowRunFilterTags(all_=[WEBHOOK_TAG]),
-                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
-                ),
-                limit=200,
-                offset=offset,
-            )
-            for run in runs:
-                trigger = run.parameters.get("trigger_id")
-                if trigger in counts:
-                    counts[trigger] += 1
-            if len(runs) < 200:
-                return counts
-            offset += 200
+        runs = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[WEBHOOK_TAG]),
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+            ),
+            limit=200,
+        )
+        kept = 0
+        for model, trigger in triggers.items():
+            variable = prefect.read_variable_by_name(trigger_variable_name(model))
+            stored = WebhookTrigger.from_value(variable.value) if variable else None
+            kept += stored is not None and stored.trigger_id == trigger
+    key = f"numerai-round-{round_number}"
+    return {"runs": sum(1 for r in runs if r.idempotency_key == key), "kept": kept}
 
 
 def burst(api_url: str, url: str, secret: str, size: int) -> dict[str, Any]:
-    """`size` distinct triggers at once, then the same again: answers, runs, latency."""
-    triggers = [f"burst-{size}-{i}-{secrets.token_hex(4)}" for i in range(size)]
-    endpoint = f"{url}/webhook/{secret}/bench-burst"
-    first = asyncio.run(_deliver_at_once(endpoint, triggers))
-    again = asyncio.run(_deliver_at_once(endpoint, triggers))
-    counts = _runs_per_trigger(api_url, triggers)
+    """A round opening: `size` models' webhooks at once, each its own trigger, then the same
+    again: answers, the round's runs (one is right), triggers kept, latency."""
+    tag = secrets.token_hex(4)
+    triggers = {f"bench-burst-{size}-{i}-{tag}": f"burst-{i}-{tag}" for i in range(size)}
+    round_number = random.randint(100_000, 999_999)
+    webhook = f"{url}/webhook/{secret}"
+    first = asyncio.run(_deliver_at_once(webhook, triggers, round_number))
+    again = asyncio.run(_deliver_at_once(webhook, triggers, round_number))
+    outcome = _round_outcome(api_url, triggers, round_number)
     latencies = [ms for _, ms in first]
     return {
         "deliveries": size,
         "non_2xx": sum(1 for status, _ in first if not 200 <= status < 300),
         "statuses": sorted({status for status, _ in first}),
         "repeated_non_2xx": sum(1 for status, _ in again if not 200 <= status < 300),
-        "runs_created": sum(counts.values()),
-        "triggers_without_run": sum(1 for n in counts.values() if n == 0),
-        "triggers_with_two_runs_or_more": sum(1 for n in counts.values() if n > 1),
+        "round_runs_created": outcome["runs"],
+        "triggers_kept": outcome["kept"],
         **percentiles(latencies),
         "max_ms": max(latencies),
     }
@@ -273,9 +276,8 @@ def burst_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 (
                     f"burst of {size}, {server}",
                     f"non-2xx {f['non_2xx']} (again: {f['repeated_non_2xx']}), "
-                    f"runs {f['runs_created']} for {f['deliveries']} triggers "
-                    f"(none: {f['triggers_without_run']}, "
-                    f"two or more: {f['triggers_with_two_runs_or_more']}), "
+                    f"round runs {f['round_runs_created']}, "
+                    f"triggers kept {f['triggers_kept']} of {f['deliveries']}, "
                     f"p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms, max {f['max_ms']:.0f} ms",
                 )
             )
@@ -396,7 +398,9 @@ def _round_figures(
     }
 
 
-def round_runs(sandbox: Sandbox, url: str, secret: str, predictor: Path, n: int) -> dict[str, Any]:
+def round_runs(
+    sandbox: Sandbox, url: str, secret: str, predictor: Path, n: int, work: Path
+) -> dict[str, Any]:
     """One round of `n` models with webhooks, two ways, on the same worker: the receiver's one
     run per round, against one run per model (numerai-cli's one task per webhook)."""
     from prefect.client.orchestration import get_client
@@ -448,7 +452,12 @@ def round_runs(sandbox: Sandbox, url: str, secret: str, predictor: Path, n: int)
             FlowRun,
             run_deployment(
                 ROUND,
-                parameters={"models": [block], "trigger_id": f"cli-{block}-{current.number}"},
+                # A folder each, as each container has its own disk.
+                parameters={
+                    "models": [block],
+                    "trigger_id": f"cli-{block}-{current.number}",
+                    "data_dir": str(work / f"cli-data-{block}-{current.number}"),
+                },
                 timeout=0,
             ),
         )
@@ -496,7 +505,7 @@ def measure(
         wait_healthy(f"{url}/health", receiver, log)
         keep_only_models(["bench-webhook"])
         results["to_verified"] = to_verified(sandbox, url, secret, rounds)
-        results["round_runs"] = round_runs(sandbox, url, secret, predictor, ROUND_MODELS)
+        results["round_runs"] = round_runs(sandbox, url, secret, predictor, ROUND_MODELS, work)
     return results
 
 

@@ -34,7 +34,7 @@ from deployments.cli._common import (
     console,
 )
 from deployments.local import ROOT, ModelEntry
-from model.names import ROUND_FLOW, model_block_name
+from model.names import ROUND_FLOW, model_block_name, trigger_variable_name
 
 
 def _delete_block(client: SyncPrefectClient, name: str, type_slug: str) -> bool:
@@ -145,6 +145,10 @@ def teardown(
         for block in blocks:
             removed = _delete_block(client, block, "numerai-model")
             results.add("model block", block, "removed" if removed else "absent", changed=removed)
+            # The model's last webhook trigger, kept by the receiver (absent: never called).
+            if client.read_variable_by_name(trigger_variable_name(block)) is not None:
+                client.delete_variable_by_name(trigger_variable_name(block))
+                results.add("webhook trigger", block, "removed", changed=True)
         removed = _delete_block(client, credentials_block, "numerai-credentials")
         results.add(
             "credentials", credentials_block, "removed" if removed else "absent", changed=removed

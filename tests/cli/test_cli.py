@@ -8,6 +8,7 @@ from typing import cast
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import VariableCreate
 from prefect.exceptions import ObjectNotFound
 from prefect.logging.handlers import APILogWorker
 from pydantic import SecretStr
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from blocks import NumeraiCredentials, NumeraiModel
 from deployments.cli import app
+from model.names import trigger_variable_name
 from tests.support import free_port
 
 from .conftest import Project, receiver, worker
@@ -227,6 +229,13 @@ def test_teardown_removes_what_setup_created_and_nothing_else(
     assert project.cli("setup", "--webhook-url", "http://127.0.0.1:9").exit_code == 0
     unrelated = f"unrelated-{project.pool}"
     NumeraiModel(model_name="someone_else", predictor_path="x.pkl").save(unrelated)
+    # The receiver kept a trigger for the first model (see model.triggers) and for the other.
+    kept = [project.blocks[0], unrelated]
+    with get_client(sync_client=True) as client:
+        for block in kept:
+            client.create_variable(
+                VariableCreate(name=trigger_variable_name(block), value={"trigger_id": "t"})
+            )
     try:
         declined = project.cli("teardown", input="n\n")
         assert declined.exit_code == 1
@@ -242,9 +251,13 @@ def test_teardown_removes_what_setup_created_and_nothing_else(
         with pytest.raises(ValueError):
             NumeraiCredentials.load(project.credentials_block)
         assert NumeraiModel.load(unrelated)
+        with get_client(sync_client=True) as client:
+            assert client.read_variable_by_name(trigger_variable_name(kept[0])) is None
+            assert client.read_variable_by_name(trigger_variable_name(unrelated)) is not None
         assert "Nothing to remove" in project.cli("teardown", "--yes").output
     finally:
         with get_client(sync_client=True) as client:
+            client.delete_variable_by_name(trigger_variable_name(unrelated))
             client.delete_block_document(
                 client.read_block_document_by_name(unrelated, block_type_slug="numerai-model").id
             )
