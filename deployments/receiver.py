@@ -463,6 +463,7 @@ class Receiver:
         # racing to Prefect (its SQLite answers concurrent writes of one key with 503s).
         self._pending: dict[str, asyncio.Lock] = {}
         self._recent: OrderedDict[str, FlowRun] = OrderedDict()
+        self._kept: OrderedDict[str, None] = OrderedDict()  # model triggers stored
 
     def session(self) -> _Session:
         """This event loop's session (a new one if the loop changed, as it may under Lambda)."""
@@ -517,10 +518,11 @@ class Receiver:
         plan = plan_run(hook, model, now, window, gather)
         new_trigger = True
         try:
+            # The run first: the round's other calls wait for it, not for each other's triggers.
+            run, duplicate = await self.create_run(plan)
             if model is not None and plan.stores_trigger:
                 trigger = WebhookTrigger(hook.triggerId, now, hook.roundNumber)
                 new_trigger = await self.store_trigger(model, trigger)
-            run, duplicate = await self.create_run(plan)
         except PrefectUnavailable as exc:
             logger.warning(
                 "trigger not started: %s",
@@ -618,29 +620,40 @@ class Receiver:
             ) from exc
 
     async def store_trigger(self, model: str, trigger: WebhookTrigger) -> bool:
-        """Keep the model's latest trigger in a Prefect variable; False if it was already kept.
+        """Keep the model's latest trigger in a Prefect variable; False if this receiver kept
+        it already (a repeated delivery).
 
         One variable per model: the webhooks of a round write each its own, so none is lost
-        however many receivers answer at once.
+        however many receivers answer at once. One call in the steady state (the variable
+        exists from an earlier round).
         """
+        key = trigger_key(model, trigger.trigger_id)
+        if key in self._kept:
+            return False
+        # Marked first, so that the same delivery arriving meanwhile is a repeat; a failed
+        # write unmarks it (that call is answered 503, and Numerai delivers it again).
+        self._kept[key] = None
+        while len(self._kept) > RECENT_TRIGGERS:
+            self._kept.popitem(last=False)
         name = trigger_variable_name(model)
         value = trigger.to_value()
-        async with self._prefect_call() as client:
-            stored = await client.read_variable_by_name(name)
-            if stored is None:
+        try:
+            async with self._prefect_call() as client:
                 try:
-                    await client.create_variable(
-                        VariableCreate(name=name, value=value, tags=[WEBHOOK_TAG])
-                    )
-                    return True
-                except ObjectAlreadyExists:  # another call created it meanwhile: update it
-                    pass
-            else:
-                kept = WebhookTrigger.from_value(stored.value)
-                if kept is not None and kept.trigger_id == trigger.trigger_id:
-                    return False
-            await client.update_variable(VariableUpdate(name=name, value=value))
-            return True
+                    await client.update_variable(VariableUpdate(name=name, value=value))
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 404:
+                        raise
+                    try:
+                        await client.create_variable(
+                            VariableCreate(name=name, value=value, tags=[WEBHOOK_TAG])
+                        )
+                    except ObjectAlreadyExists:  # another call created it meanwhile
+                        await client.update_variable(VariableUpdate(name=name, value=value))
+        except BaseException:
+            self._kept.pop(key, None)
+            raise
+        return True
 
     async def _create_run(self, plan: RunPlan) -> tuple[FlowRun, bool]:
         statuses: list[int] = []
