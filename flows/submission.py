@@ -114,19 +114,22 @@ def model_id_of(config: NumeraiModel, account: dict[str, str]) -> str:
     return account[config.model_name.lower()]
 
 
+def latest_round_submission(
+    submissions: list[SubmissionInfo], round_number: int
+) -> SubmissionInfo | None:
+    """The last of a model's submissions in a round (the one Numerai counts), if any."""
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    in_round = [s for s in submissions if s.round_number == round_number]
+    return max(in_round, key=lambda s: s.inserted_at or earliest, default=None)
+
+
 @fresh_task
 def find_round_submission(
     credentials: NumeraiCredentials, model_id: str, round_number: int
 ) -> SubmissionInfo | None:
     """The model's latest submission already held by Numerai for this round, if any."""
-    submissions = [
-        s
-        for s in credentials.get_client().model_submissions(model_id)
-        if s.round_number == round_number
-    ]
-    if not submissions:
-        return None
-    return max(submissions, key=lambda s: s.inserted_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+    submissions = credentials.get_client().model_submissions(model_id)
+    return latest_round_submission(submissions, round_number)
 
 
 def ensure_model_limits(model_names: list[str]) -> None:

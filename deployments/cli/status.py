@@ -39,7 +39,7 @@ from deployments.cli._common import (
     console,
 )
 from deployments.local import ROOT, ModelEntry
-from flows.submission import resolve_round
+from flows.submission import latest_round_submission, resolve_round
 from model.names import model_run_name
 from model.tournaments import CLASSIC, tournament
 
@@ -57,13 +57,6 @@ def _model_runs(client: SyncPrefectClient, model: str) -> dict[int, TaskRun]:
         if number.isdigit() and run.name == model_run_name(int(number), model):
             latest.setdefault(int(number), run)
     return latest
-
-
-def _latest_submission(submissions: list[SubmissionInfo], number: int) -> SubmissionInfo | None:
-    """The model's last submission in a round (the one Numerai counts)."""
-    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
-    in_round = [s for s in submissions if s.round_number == number]
-    return max(in_round, key=lambda s: s.inserted_at or earliest, default=None)
 
 
 def _short(moment: dt.datetime | None) -> str:
@@ -88,7 +81,7 @@ def _rows(
             if current is not None:
                 had.add(current.number)
             for number in sorted(had, reverse=True)[:rounds]:
-                last = _latest_submission(submissions[entry.name], number)
+                last = latest_round_submission(submissions[entry.name], number)
                 run = runs.get(number)
                 rows.append(
                     {
