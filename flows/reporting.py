@@ -15,6 +15,7 @@ from prefect.runtime import flow_run, task_run
 from prefect.settings import PREFECT_UI_URL
 
 from model.names import flow_run_url, history_key, model_resource_id, round_resource_id
+from model.readable import utc_time
 from model.report import history_summary, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
 
@@ -72,7 +73,8 @@ def emit_submission_event(kind: str, model: str, round_number: int, **payload: A
         resource["numerai.window"] = window.name
     if kind == "failed":
         retry = next_retry_after(now)
-        payload.setdefault("next_retry", retry.isoformat() if retry else None)
+        # Read by people in the failure notification: "2026-09-01 12:25 UTC".
+        payload.setdefault("next_retry", utc_time(retry) if retry else None)
     emit_event(
         event=f"numerai.submission.{kind}",
         resource=resource,

@@ -18,6 +18,7 @@ from blocks import (
 )
 from deployments.local import ROOT, ModelEntry
 from model.names import ROUND_FLOW, model_block_name
+from model.readable import plural
 
 if TYPE_CHECKING:
     pass
@@ -168,6 +169,5 @@ def teardown(
     results.show()
     if results.failed:
         raise typer.Exit(1)
-    console.print(
-        f"[green]Removed {results.changed} item(s).[/]" if results.changed else "Nothing to remove."
-    )
+    count = plural(results.changed, "item")
+    console.print(f"[green]Removed {count}.[/]" if results.changed else "Nothing to remove.")
