@@ -329,7 +329,7 @@ def submit_model(
             )
             if existing is not None and not force:
                 logger.info(
-                    "%s: already submitted (submission %s), nothing sent, in %s",
+                    "%s: already submitted (submission %s), checked in %s",
                     *(what, existing.id, duration(time.monotonic() - started)),
                 )
                 report.status, report.submission_id, report.verified = (

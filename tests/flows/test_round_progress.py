@@ -98,6 +98,10 @@ def test_each_model_says_what_finished_and_the_bare_engine_lines_are_gone(
     ), lines
     # A task that failed still says so, as the engine reports it.
     assert any(m.startswith("Finished in state Failed(") for m in lines)
+    task_logs.clear()
+    assert open_round.run([alpha]).is_completed()
+    skipped = f"round-{number}-alpha: already submitted (submission {submission.id}), checked in "
+    assert any(r.getMessage().startswith(skipped) for r in task_logs), task_logs
 
 
 def test_downloads_say_how_much_and_how_long_and_times_read_plainly(
