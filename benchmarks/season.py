@@ -63,6 +63,7 @@ from pydantic import SecretStr
 from benchmarks.bench import ROOT, rank_feature
 from deployments.processes import background, free_port, wait_healthy
 from deployments.server import TEST_DATABASE_ENV
+from model.readable import plural
 from model.schedule import ROUND_WINDOWS, RoundWindow, retry_offsets
 from sandbox import Fault, Sandbox
 
@@ -811,7 +812,7 @@ def explanation_lines(figures: dict[str, Any]) -> list[str]:
 def print_report(figures: dict[str, Any]) -> None:
     """The season, one line per round, why each miss happened, then the totals."""
     seed = figures["settings"]["seed"]
-    print(f"season of {figures['settings']['weeks']} week(s), seed {seed}")
+    print(f"season of {plural(figures['settings']['weeks'], 'week')}, seed {seed}")
     for r in figures["rounds"]:
         print(round_line(RoundOutcome(**{k: v for k, v in r.items() if k != "missed"})))
     print(*["", *explanation_lines(figures)] if figures["rounds_missed"] else [], sep="\n")

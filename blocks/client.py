@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,8 +169,11 @@ class NumeraiAPI(numerapi.NumerAPI):
         api_url: str | None = None,
         timeout: float = 30.0,
         tournament: int = CLASSIC,
+        progress_bars: bool | None = None,
     ) -> None:
-        super().__init__(public_id, secret_key, verbosity="WARNING", show_progress_bars=False)
+        # numerapi's download bars (tqdm) on a terminal only: redrawn in a log they are noise.
+        bars = sys.stderr.isatty() if progress_bars is None else progress_bars
+        super().__init__(public_id, secret_key, verbosity="WARNING", show_progress_bars=bars)
         self.api_url = api_url
         self.timeout = timeout
         self.tournament_id = tournament

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ def train_example(credentials: object, entry: ModelEntry, workdir: Path) -> Path
     """Train the example model on Numerai's training data, once per feature set."""
     from blocks import NumeraiCredentials
     from model.example import train_from_files
+    from model.progress import progress
+    from model.readable import duration, size
 
     assert isinstance(credentials, NumeraiCredentials)
     out = example_artifact(entry, workdir)
@@ -128,9 +131,19 @@ def train_example(credentials: object, entry: ModelEntry, workdir: Path) -> Path
     for name in ("train.parquet", "features.json"):
         if not (data / name).exists():
             log.info("Downloading %s/%s for the example model", version, name)
+            started = time.monotonic()
             client.download_dataset(f"{version}/{name}", str(data / name))
-    log.info("Training the example model on the %s feature set", entry.example_set)
-    return train_from_files(data / "train.parquet", data / "features.json", entry.example_set, out)
+            log.info(
+                "Downloaded %s/%s: %s in %s",
+                *(version, name, size((data / name).stat().st_size)),
+                duration(time.monotonic() - started),
+            )
+    what = f"Training the example model ({entry.example_set} features)"
+    log.info(what)
+    with progress(what, "trees", log) as report:
+        return train_from_files(
+            data / "train.parquet", data / "features.json", entry.example_set, out, progress=report
+        )
 
 
 DEFAULT_PORT = 4200

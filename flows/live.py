@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from prefect import get_run_logger
 from blocks import NumeraiCredentials, NumeraiUnavailable
 from model.data import check_live_file, feature_names, read_example_predictions, read_live
 from model.errors import LiveDataError
+from model.readable import duration, plural, size
 from model.tournaments import CLASSIC, Tournament, tournament, version_key
 
 from .policies import fresh_task
@@ -145,6 +147,7 @@ def download_live_data(
     # A fresh folder each attempt: numerapi appends to leftover .temp files and skips files
     # whose size matches, so a half-written earlier attempt must never be reused.
     fresh = Path(tempfile.mkdtemp(prefix=f".round-{round_number}-", dir=target.parent))
+    started = time.monotonic()
     try:
         client = credentials.get_client(tournament_number)
         names = list(rules.live_files)
@@ -163,12 +166,14 @@ def download_live_data(
             raise DownloadFailed(f"live data of round {round_number} is unusable: {exc}") from exc
         manifest = {name: _sha256(fresh / name) for name in names}
         (fresh / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+        downloaded = sum((fresh / name).stat().st_size for name in names)
         _publish(fresh, target)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
     logger.info(
-        "Downloaded and checked %s live data for round %s (%s)",
-        *(rules.name, round_number, data_version),
+        "Downloaded and checked %s live data for round %s (%s): %s, %s in %s",
+        *(rules.name, round_number, data_version, plural(len(names), "file")),
+        *(size(downloaded), duration(time.monotonic() - started)),
     )
     return LiveData(round_number, data_version, target, tournament_number)
 

@@ -18,6 +18,7 @@ from prefect.settings import PREFECT_UI_URL
 
 from blocks import NumeraiCredentials
 from model.names import flow_run_url, history_key, model_resource_id, round_resource_id
+from model.readable import utc_time
 from model.report import apply_scores, history_markdown, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
 from model.tournaments import TOURNAMENTS
@@ -81,7 +82,8 @@ def emit_submission_event(kind: str, model: str, round_number: int, **payload: A
         resource["numerai.window"] = window.name
     if kind == "failed":
         retry = next_retry_after(now)
-        payload.setdefault("next_retry", retry.isoformat() if retry else None)
+        # Read by people in the failure notification: "2026-09-01 12:25 UTC".
+        payload.setdefault("next_retry", utc_time(retry) if retry else None)
     emit_event(
         event=f"numerai.submission.{kind}",
         resource=resource,

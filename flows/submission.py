@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,8 +20,15 @@ from prefect.runtime import task_run as current_task_run
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
 from blocks.client import trigger_id_env
-from model.names import MODEL_TASK, model_limit_name, submission_filename, trigger_variable_name
+from model.names import (
+    MODEL_TASK,
+    model_limit_name,
+    model_run_name,
+    submission_filename,
+    trigger_variable_name,
+)
 from model.predictor import load_predictor
+from model.readable import duration, utc_time
 from model.summary import prediction_summary
 from model.ticker_example import read_prices
 from model.tournaments import CLASSIC, tournament
@@ -82,7 +90,7 @@ def close_margin() -> dt.timedelta:
 def too_late(round_info: RoundInfo) -> RoundClosed:
     """The error of a run that reached an upload within the close margin."""
     return RoundClosed(
-        f"round {round_info.number} closes at {round_info.close_time:%Y-%m-%d %H:%M} UTC: "
+        f"round {round_info.number} closes at {utc_time(round_info.close_time)}: "
         "too late to upload, nothing was sent"
     )
 
@@ -183,7 +191,7 @@ def model_lease(model_name: str, round_info: RoundInfo) -> Iterator[None]:
             raise
         raise RoundClosed(
             f"another run held {model_name} until round {round_info.number}'s upload deadline "
-            f"({deadline:%H:%M:%S} UTC): this run uploaded nothing"
+            f"({utc_time(deadline, seconds=True)}): this run uploaded nothing"
         ) from exc
 
 
@@ -337,7 +345,9 @@ def submit_model(
     Raises ModelFailed, carrying the model's report, when no verified submission stands.
     """
     logger = get_run_logger()
+    started = time.monotonic()
     live = frames.live
+    what = model_run_name(round_info.number, config.model_name)
     report = ModelReport(
         model=config.model_name, round=round_info.number, tournament=live.rules.name
     )
@@ -354,7 +364,8 @@ def submit_model(
             )
             if existing is not None and not force:
                 logger.info(
-                    "%s already has submission %s for this round", report.model, existing.id
+                    "%s: already submitted (submission %s), checked in %s",
+                    *(what, existing.id, duration(time.monotonic() - started)),
                 )
                 report.status, report.submission_id, report.verified = (
                     "already submitted", existing.id, True,
@@ -396,11 +407,15 @@ def submit_model(
             trigger_id=trigger_id,
         )  # fmt: skip
         logger.info(
-            "%s: submission %s verified for round %s",
-            *(report.model, submission_id, round_info.number),
+            "%s: verified submission %s in %s",
+            *(what, submission_id, duration(time.monotonic() - started)),
         )
         return report
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "%s: %s after %s: %s",
+            *(what, report.status, duration(time.monotonic() - started), report.error),
+        )
         emit_submission_event("failed", report.model, report.round, error=report.error)
         raise ModelFailed(report) from exc

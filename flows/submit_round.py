@@ -11,18 +11,20 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectHTTPStatusError
-from prefect.futures import PrefectFutureList
+from prefect.futures import PrefectFutureList, as_completed
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
 from model.names import ROUND_FLOW, round_run_name
+from model.readable import plural, utc_time
 from model.sizes import size_job_variables
 from model.tournaments import CLASSIC, tournament
 
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
 from .policies import with_api_retries
+from .progress import RoundProgress
 from .reporting import (
     emit_submission_event,
     publish_round_report,
@@ -124,6 +126,7 @@ def run_models(
     account: dict[str, str],
     trigger_id: str | None,
     force: bool,
+    progress: RoundProgress | None = None,
 ) -> list[ModelReport]:
     """Every model's submit-model task (`configs` by block name), mapped on Prefect's thread
     pool; reports in order."""
@@ -143,7 +146,10 @@ def run_models(
                 "force": unmapped(force),
             },
         )
-        futures.wait()
+        for finished in as_completed(list(futures)):
+            finished.wait()  # keeps its final state, with its result, on the future
+            if progress is not None:
+                progress.finished(ok=finished.state.is_completed())
     reports = []
     for config, future in zip(configs.values(), futures, strict=True):
         outcome = future.state.result(raise_on_failure=False)
@@ -168,6 +174,7 @@ def _tournament_round(
     data_version: str | None,
     data_dir: str,
     force: bool,
+    progress: RoundProgress | None = None,
 ) -> list[ModelReport]:
     """One tournament's models in its open round: live data once, then each model."""
     name = tournament(number).name
@@ -183,8 +190,10 @@ def _tournament_round(
     except Exception as exc:
         # This tournament's data or account failed: its models fail, the others go on.
         error = f"{type(exc).__name__}: {exc}"
+        if progress is not None:
+            progress.finished(len(group), ok=False)
         return [failed_without_a_task(c, round_info, error, name) for c in group.values()]
-    return run_models(group, credentials, round_info, frames, account, trigger_id, force)
+    return run_models(group, credentials, round_info, frames, account, trigger_id, force, progress)
 
 
 @dataclass(frozen=True)
@@ -269,6 +278,7 @@ def _submit_here(
 ) -> tuple[list[ModelReport], list[RoundInfo], list[str]]:
     """This run's own models, tournament by tournament: reports, open rounds, closed notes."""
     logger = get_run_logger()
+    progress = RoundProgress(len(configs)) if configs else None
     by_tournament: dict[int, dict[str, NumeraiModel]] = {}
     for block, config in configs.items():
         by_tournament.setdefault(config.tournament, {})[block] = config
@@ -279,19 +289,26 @@ def _submit_here(
         name = tournament(number).name
         round_info = with_api_retries(resolve_round, patient=True)(credentials, number)
         if round_info is None:
-            not_open.append(f"no {name} round is open ({len(group)} model(s) not submitted)")
+            not_open.append(
+                f"no {name} round is open ({plural(len(group), 'model')} not submitted)"
+            )
             logger.info("No %s round is open for submissions", name)
+            if progress is not None:
+                progress.finished(len(group))
             continue
         if not rounds:
             _name_round_run(round_info.number, size)
         rounds.append(round_info)
         logger.info(
-            "Round %s is open until %s UTC (%s)",
-            *(round_info.number, f"{round_info.close_time:%Y-%m-%d %H:%M}", name),
+            "Round %s is open until %s (%s)",
+            round_info.number,
+            utc_time(round_info.close_time),
+            name,
         )
         reports += _tournament_round(
-            number, group, credentials, round_info, trigger_id, data_version, data_dir, force
-        )
+            number, group, credentials, round_info, trigger_id, data_version, data_dir, force,
+            progress,
+        )  # fmt: skip
     return reports, rounds, not_open
 
 
@@ -352,14 +369,13 @@ def submit_round(
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)
         message = (
-            f"Round {round_info.number}: {len(failed)} of {len(reports)} models failed: "
+            f"Round {round_info.number}: {len(failed)} of {plural(len(reports), 'model')} failed: "
             f"{details}{sized}{closed}"
         )
         # A failed state's result must be an exception: this one carries every model's report.
         return Failed(message=message, data=RoundFailed(message, reports))
-    verified = len(reports)
+    verified = plural(len(reports), "model")
     return Completed(
-        message=f"Round {round_info.number}: {verified} model{'s' if verified != 1 else ''} "
-        f"verified{sized}{closed}",
+        message=f"Round {round_info.number}: {verified} verified{sized}{closed}",
         data=reports,
     )

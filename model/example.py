@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from model.data import feature_names, read_parquet_columns
 from model.errors import LiveDataError
 from model.predictor import make_predict_fn, save_predict_fn
+from model.progress import Progress
 
 # Numerai's example: 2,000 trees at 0.01, depth 5, 31 leaves, 10% of columns per tree.
 # Fewer, larger steps keep training time modest with a similar total shrinkage.
@@ -20,6 +22,7 @@ MAX_DEPTH = 5
 MAX_LEAF_NODES = 31
 LEARNING_RATE = 0.05
 MAX_FEATURES = 0.1
+WATCH_SECONDS = 1.0  # how often training progress is read while the trees grow
 
 
 @dataclass
@@ -58,8 +61,12 @@ def train_example_model(
     learning_rate: float = LEARNING_RATE,
     seed: int = 0,
     feature_set: str | None = None,
+    progress: Progress | None = None,
 ) -> ExampleModel:
-    """Train the example model on every nth era of `train` using only `features`."""
+    """Train the example model on every nth era of `train` using only `features`.
+
+    `progress`, if given, is called with (trees grown, max_iter) as training advances.
+    """
     needed = ["era", target, *features]
     missing = [c for c in needed if c not in train.columns]
     if missing:
@@ -77,8 +84,41 @@ def train_example_model(
         early_stopping=False,
         random_state=seed,
     )
-    estimator.fit(rows[features], rows[target])
+    if progress is None:
+        estimator.fit(rows[features], rows[target])
+    else:
+        _fit_watched(estimator, rows[features], rows[target], progress)
     return ExampleModel(estimator=estimator, features=list(features), feature_set=feature_set)
+
+
+def _fit_watched(
+    estimator: HistGradientBoostingRegressor,
+    x: pd.DataFrame,
+    y: pd.Series,
+    progress: Progress,
+    every: float = WATCH_SECONDS,
+) -> None:
+    """Fit, reporting the trees grown so far every `every` seconds and once at the end.
+
+    scikit-learn offers no callback: a thread counts the estimator's list of grown trees while
+    fit runs (the model is exactly a plain fit's). Without that list, only the end is reported.
+    """
+    total = estimator.max_iter
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            progress(min(len(getattr(estimator, "_predictors", ())), total), total)
+
+    progress(0, total)
+    watcher = threading.Thread(target=watch, name="training-progress", daemon=True)
+    watcher.start()
+    try:
+        estimator.fit(x, y)
+    finally:
+        done.set()
+        watcher.join()
+    progress(estimator.n_iter_, total)
 
 
 def train_from_files(

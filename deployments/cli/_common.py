@@ -35,6 +35,7 @@ from blocks import (
 from deployments.local import ROOT, ModelEntry, read_models
 from flows.submission import account_models, model_id_of
 from model.names import ROUND_FLOW, flow_run_url, model_block_name
+from model.readable import utc_time
 from model.tournaments import CLASSIC
 
 PACKAGE = "numerai-prefect"  # the distribution name in pyproject.toml
@@ -285,11 +286,9 @@ def _ui_url(run_id: UUID) -> str:
     return flow_run_url(str(ui), run_id)
 
 
-def _when(moment: dt.datetime | None) -> str:
-    """A moment as a short UTC time."""
-    if moment is None:
-        return "-"
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(moment: dt.datetime | None, *, seconds: bool = False) -> str:
+    """A moment as '2026-12-01 13:00 UTC' (seconds on request), or '-'."""
+    return "-" if moment is None else utc_time(moment, seconds=seconds)
 
 
 def _state_label(run: FlowRun | TaskRun | None) -> str:

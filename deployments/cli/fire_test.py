@@ -73,7 +73,8 @@ def _follow_run(
             )
             for step in states[shown:]:
                 message = f": {step.message}" if step.message else ""
-                console.print(f"  {_when(step.timestamp)}  {step.name}{escape(message)}")
+                when = _when(step.timestamp, seconds=True)
+                console.print(f"  {when}  {step.name}{escape(message)}")
             shown = len(states)
             run = client.read_flow_run(run.id)
             if run.state is not None and run.state.is_final():

@@ -47,6 +47,7 @@ from deployments.cli._common import (
 )
 from deployments.local import ROOT, ModelEntry, example_artifact, train_example
 from model.names import model_block_name
+from model.readable import plural
 
 
 def _save_credentials(name: str, results: _Results) -> NumeraiCredentials:
@@ -333,9 +334,9 @@ def setup(
         _setup_aws(aws_stack, credentials, entries, options, results)
     results.show()
     if results.failed:
-        _fail(f"{results.failed} step(s) failed: see the table above")
+        _fail(f"{plural(results.failed, 'step')} failed: see the table above")
     if results.changed:
-        console.print(f"[green]Set up: {results.changed} change(s).[/]")
+        console.print(f"[green]Set up: {plural(results.changed, 'change')}.[/]")
     else:
         console.print("[green]Nothing changed: everything was already set up.[/]")
 

@@ -35,6 +35,7 @@ from deployments.cli._common import (
 )
 from deployments.local import ROOT, ModelEntry
 from model.names import ROUND_FLOW, model_block_name, trigger_variable_name
+from model.readable import plural
 
 
 def _delete_block(client: SyncPrefectClient, name: str, type_slug: str) -> bool:
@@ -169,6 +170,5 @@ def teardown(
     results.show()
     if results.failed:
         raise typer.Exit(1)
-    console.print(
-        f"[green]Removed {results.changed} item(s).[/]" if results.changed else "Nothing to remove."
-    )
+    count = plural(results.changed, "item")
+    console.print(f"[green]Removed {count}.[/]" if results.changed else "Nothing to remove.")

@@ -278,12 +278,12 @@ def test_submission_failed_names_model_round_error_and_next_retry(
         model,
         1001,
         error="NotVerified: submission not listed",
-        next_retry="2026-09-01T12:25:00+00:00",
+        next_retry="2026-09-01 12:25 UTC",  # as the flow sends it
     )
     note = sink.wait_for(lambda r: model in r.body, timeout=20).json()
     assert note["subject"] == f"Numerai: {model} round 1001 failed"
     assert "NotVerified: submission not listed" in note["body"]
-    assert "Next retry: 2026-09-01T12:25:00+00:00" in note["body"]
+    assert "Next retry: 2026-09-01 12:25 UTC" in note["body"]
 
 
 def test_round_about_to_be_missed_only_without_verified(applied: Applied, sink: Sink) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -89,3 +91,16 @@ def test_upload_carries_the_trigger_id_and_reads_back(sandbox: Sandbox) -> None:
         1000,
     )
     assert listed.inserted_at is not None and listed.inserted_at.tzinfo is not None
+
+
+def test_downloads_show_numerapis_bar_on_a_terminal_only(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr("sys.stderr", screen)
+    dataset = next(n for n in client_for(sandbox).list_datasets() if n.endswith("/live.parquet"))
+    client_for(sandbox).download_dataset(dataset, str(tmp_path / "quiet.parquet"))
+    assert screen.getvalue() == ""  # a log or a pipe: no bar redrawn in it
+    monkeypatch.setattr(screen, "isatty", lambda: True)
+    client_for(sandbox).download_dataset(dataset, str(tmp_path / "shown.parquet"))
+    assert "100%" in screen.getvalue()

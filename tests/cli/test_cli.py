@@ -219,7 +219,8 @@ def test_status_and_logs_after_a_round(project: Project) -> None:
         assert "Round 1000 is open until" in logs.output  # the submit-round run's own log
         for name in project.names:  # and each model's task run's
             assert f"round-1000-{name}" in logs.output
-            assert f"{name}: submission" in logs.output
+            assert f"round-1000-{name}: verified submission " in logs.output
+        assert "Finished in state Completed()" not in logs.output  # what finished is said above
 
 
 def test_teardown_removes_what_setup_created_and_nothing_else(

@@ -49,6 +49,8 @@ def test_new_package_passes_its_own_test_and_its_model_submits(
             env={**os.environ, "NUMERAI_API_URL": sandbox.api_url},
         )  # fmt: skip
         assert trained.returncode == 0, trained.stderr[-2000:]
+        if tournament == "classic":  # not a terminal: one line when done, no line per tree
+            assert "trained 100 trees in" in trained.stdout and "[1/100]" not in trained.stdout
         predictor = models_file.parent / entry.predictor
         assert predictor.is_file()
 

@@ -1,0 +1,60 @@
+"""The round run's progress artifact: how many of its models are done, advanced as each ends."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import cast
+from uuid import UUID
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from model.readable import plural
+
+ROUND_PROGRESS_KEY = "numerai-round-progress"
+
+log = logging.getLogger(__name__)
+
+
+class RoundProgress:
+    """A Prefect progress artifact at the share of the run's models that are done.
+
+    Progress is a view: if the API refuses it, the round goes on without it.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+        self.artifact_id: UUID | None = None
+        try:
+            created = create_progress_artifact(
+                progress=0.0, key=ROUND_PROGRESS_KEY, description=self.description
+            )
+            self.artifact_id = cast(UUID, created)  # the sync call's result, not a coroutine
+        except Exception as exc:
+            log.warning("No progress artifact for this run: %s", exc)
+
+    @property
+    def description(self) -> str:
+        """'2 of 3 models done (1 failed)'."""
+        failed = f" ({self.failed} failed)" if self.failed else ""
+        return f"{self.done} of {plural(self.total, 'model')} done{failed}"
+
+    @property
+    def share(self) -> float:
+        """Percent of the models done."""
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+    def finished(self, count: int = 1, *, ok: bool = True) -> None:
+        """`count` more models are done (submitted, skipped, failed or without an open round)."""
+        with self._lock:
+            self.done = min(self.total, self.done + count)
+            self.failed += 0 if ok else count
+            if self.artifact_id is None:
+                return
+            try:
+                update_progress_artifact(self.artifact_id, self.share, self.description)
+            except Exception as exc:
+                log.warning("Progress artifact not updated: %s", exc)
