@@ -58,6 +58,7 @@ from deployments.cli._common import (
 )
 from deployments.local import ROOT, ModelEntry
 from model.names import model_block_name
+from model.readable import plural
 
 if TYPE_CHECKING:
     from prefect.client.schemas.responses import DeploymentResponse
@@ -97,9 +98,8 @@ class _Checks:
             table.add_row(*row)
         console.print(table)
         if self.failed:
-            console.print(
-                f"[red]{len(self.failed)} check(s) failed: {escape(', '.join(self.failed))}[/]"
-            )
+            failed = escape(", ".join(self.failed))
+            console.print(f"[red]{plural(len(self.failed), 'check')} failed: {failed}[/]")
         else:
             console.print("[green]All checks passed.[/]")
 
@@ -124,7 +124,7 @@ def _check_numerai(
         )
         return None
     count = len({model_id for account in accounts.values() for model_id in account.values()})
-    checks.ok("API keys valid", f"account has {count} model(s)")
+    checks.ok("API keys valid", f"account has {plural(count, 'model')}")
     ids: dict[str, str | None] = {}
     for entry in entries:
         account = accounts[entry.tournament_number]
@@ -248,7 +248,7 @@ def _check_schedules(checks: _Checks, retry: DeploymentResponse | None) -> None:
             "then prefect deploy --all",
         )
     else:
-        checks.ok(name, f"{len(crons)} cron(s), all inside {ROUND_HOURS}")
+        checks.ok(name, f"{plural(len(crons), 'cron')}, all inside {ROUND_HOURS}")
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def test_doctor_names_the_missing_worker_and_its_fix(
         project.deploy()
         result = project.cli("doctor")
     assert result.exit_code == 1
-    assert "1 check(s) failed: worker online" in result.output
+    assert "1 check failed: worker online" in result.output
     assert f"prefect worker start --pool {project.pool}" in result.output
     assert "retry schedules in round windows" in result.output
     assert project.secret not in result.output
