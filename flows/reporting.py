@@ -152,9 +152,14 @@ def read_round_scores(
 
 
 def round_scores(credentials: NumeraiCredentials, rows: Sequence[Mapping[str, Any]]) -> Scores:
-    """The round's models' scores from Numerai, or none (with a warning) when they cannot be
-    read: scores only decorate the history, so they never fail a round."""
-    models = {str(r["model"]): str(r.get("tournament") or "classic") for r in rows}
+    """The scores from Numerai of the round's submitted models, or none (with a warning) when
+    they cannot be read: scores only decorate the history, so they never fail a round."""
+    # Only models submitted this round: a round whose keys or account failed asks no more.
+    models = {
+        str(r["model"]): str(r.get("tournament") or "classic") for r in rows if r.get("verified")
+    }
+    if not models:
+        return {}
     state = with_api_retries(read_round_scores)(credentials, models, return_state=True)
     try:
         scores: Scores = state.result()
