@@ -555,7 +555,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         results["bursts"] = bursts(work, args.burst, args.database_url, args.create_concurrency)
         if not args.burst_only:
-            with prefect_server(work / "prefect", free_port()) as api_url:
+            # On PostgreSQL when a server is given (the production setup), else SQLite.
+            with contextlib.ExitStack() as stack:
+                database = (
+                    stack.enter_context(fresh_database(args.database_url))
+                    if args.database_url
+                    else None
+                )
+                api_url = stack.enter_context(
+                    prefect_server(work / "prefect", free_port(), database_url=database)
+                )
                 env = worker_env(api_url)
                 os.environ.update(PREFECT_API_URL=api_url)
                 _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")
