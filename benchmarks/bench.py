@@ -27,7 +27,7 @@ import cloudpickle
 from pydantic import SecretStr
 
 from deployments.processes import background, free_port
-from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
+from deployments.server import TEST_DATABASE_ENV, throwaway_prefect_server
 from sandbox import SIZES, Sandbox
 from sandbox.data import resolve_size
 
@@ -510,13 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="numerai-bench-") as tmp:
         workdir = Path(tmp)
         with contextlib.ExitStack() as stack:
-            database = (
-                stack.enter_context(fresh_database(args.database_url))
-                if args.database_url
-                else None
-            )
             api_url = stack.enter_context(
-                prefect_server(workdir / "prefect", free_port(), own=True, database_url=database)
+                throwaway_prefect_server(
+                    workdir / "prefect", free_port(), own=True, postgres_admin_url=args.database_url
+                )
             )
             sandbox = stack.enter_context(Sandbox(workdir / "sandbox", seed=SEED, size=args.size))
             os.environ["PREFECT_API_URL"] = api_url  # for the measured child processes

@@ -722,7 +722,7 @@ def run_season(
     `database_url`: a PostgreSQL server's admin URL; Prefect then runs on a throwaway database
     there (as in production), else on SQLite.
     """
-    from deployments.server import fresh_database, prefect_server
+    from deployments.server import throwaway_prefect_server
 
     season = Season(workdir, speed=speed, seed=seed)
     port = free_port()
@@ -739,10 +739,13 @@ def run_season(
     started = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
-            database = stack.enter_context(fresh_database(database_url)) if database_url else None
             api_url = stack.enter_context(
-                prefect_server(
-                    workdir / "prefect", port, server_settings, own=True, database_url=database
+                throwaway_prefect_server(
+                    workdir / "prefect",
+                    port,
+                    server_settings,
+                    own=True,
+                    postgres_admin_url=database_url,
                 )
             )
             sandbox = stack.enter_context(Sandbox(workdir / "sandbox", seed=seed, size="tiny"))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -45,7 +44,7 @@ from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
 from deployments.processes import background, free_port, wait_healthy
-from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
+from deployments.server import TEST_DATABASE_ENV, throwaway_prefect_server
 from sandbox import Sandbox
 
 ROUND = "submit-round/round"  # the deployment the receiver starts by default
@@ -222,11 +221,9 @@ def burst_on(
     """Bursts against a Prefect server of their own on SQLite, or on a throwaway database on the
     PostgreSQL server that `database_url` names."""
     home = work / f"prefect-{database}-{concurrency}"
-    with contextlib.ExitStack() as stack:
-        fresh = stack.enter_context(fresh_database(database_url)) if database_url else None
-        api_url = stack.enter_context(
-            prefect_server(home, free_port(), own=True, database_url=fresh)
-        )
+    with throwaway_prefect_server(
+        home, free_port(), own=True, postgres_admin_url=database_url
+    ) as api_url:
         asyncio.run(_apply_latency_deployment(BURST.split("/")[1]))
         secret = secrets.token_urlsafe(32)
         port = free_port()
@@ -556,15 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         results["bursts"] = bursts(work, args.burst, args.database_url, args.create_concurrency)
         if not args.burst_only:
             # On PostgreSQL when a server is given (the production setup), else SQLite.
-            with contextlib.ExitStack() as stack:
-                database = (
-                    stack.enter_context(fresh_database(args.database_url))
-                    if args.database_url
-                    else None
-                )
-                api_url = stack.enter_context(
-                    prefect_server(work / "prefect", free_port(), database_url=database)
-                )
+            with throwaway_prefect_server(
+                work / "prefect", free_port(), postgres_admin_url=args.database_url
+            ) as api_url:
                 env = worker_env(api_url)
                 os.environ.update(PREFECT_API_URL=api_url)
                 _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")

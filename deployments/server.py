@@ -101,3 +101,23 @@ def prefect_server(
                 from prefect.logging.handlers import APILogWorker
 
                 APILogWorker.drain_all(timeout=10)  # the run's last logs, before the server goes
+
+
+@contextlib.contextmanager
+def throwaway_prefect_server(
+    home: Path,
+    port: int,
+    settings: Mapping[str, str] | None = None,
+    *,
+    own: bool = False,
+    postgres_admin_url: str | None = None,
+) -> Iterator[str]:
+    """`prefect_server` on a new database of the PostgreSQL server `postgres_admin_url` names
+    (dropped once the server has stopped), or on SQLite in `home` without one."""
+    with contextlib.ExitStack() as stack:
+        database = (
+            stack.enter_context(fresh_database(postgres_admin_url)) if postgres_admin_url else None
+        )
+        yield stack.enter_context(
+            prefect_server(home, port, settings, own=own, database_url=database)
+        )

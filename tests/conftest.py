@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import sys
@@ -53,15 +52,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     production), else on SQLite. A real server, not prefect_test_harness's ephemeral one: only a
     real server reclaims expired concurrency leases, which keep a killed run from holding a model.
     """
-    from deployments.server import TEST_DATABASE_ENV, fresh_database, prefect_server
+    from deployments.server import TEST_DATABASE_ENV, throwaway_prefect_server
 
     home = tmp_path_factory.mktemp("prefect-server")
     admin_url = os.environ.get(TEST_DATABASE_ENV)
-    with contextlib.ExitStack() as stack:
-        database = stack.enter_context(fresh_database(admin_url)) if admin_url else None
-        api_url = stack.enter_context(
-            prefect_server(home, _PORT, SERVER_SETTINGS, own=True, database_url=database)
-        )
+    with throwaway_prefect_server(
+        home, _PORT, SERVER_SETTINGS, own=True, postgres_admin_url=admin_url
+    ) as api_url:
         yield api_url
 
 
