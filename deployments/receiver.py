@@ -516,13 +516,14 @@ class Receiver:
         window = window_at(now)
         gather = dt.timedelta(seconds=self.settings.gather_seconds)
         plan = plan_run(hook, model, now, window, gather)
-        new_trigger = True
         try:
             # The run first: the round's other calls wait for it, not for each other's triggers.
             run, duplicate = await self.create_run(plan)
+            # A model's first delivery of this trigger: its own run, or its trigger newly kept.
+            first_delivery = not duplicate
             if model is not None and plan.stores_trigger:
                 trigger = WebhookTrigger(hook.triggerId, now, hook.roundNumber)
-                new_trigger = await self.store_trigger(model, trigger)
+                first_delivery = await self.store_trigger(model, trigger)
         except PrefectUnavailable as exc:
             logger.warning(
                 "trigger not started: %s",
@@ -530,7 +531,7 @@ class Receiver:
             )
             return _error(503, str(exc), {"retry-after": "5"})
         # Once per model and trigger: a repeated delivery is not a second opening.
-        if model is not None and new_trigger and not (duplicate and not plan.stores_trigger):
+        if model is not None and first_delivery:
             await self.announce(round_opened(model, hook, window))
         logger.info(
             "trigger: %s",
