@@ -109,6 +109,15 @@ class Sink:
         with self.changed:
             return [item for item in self.received if text in item.body]
 
+    def messages(self, text: str) -> set[str]:
+        """The distinct messages whose body contains ``text``.
+
+        Prefect's action service delivers at least once: when a step after the notification (its
+        own "action executed" event) errors on a loaded server, the action is run again and the
+        same message arrives twice. Tests that mean "one message per failure" count distinct ones.
+        """
+        return {item.body for item in self.matching(text)}
+
 
 @pytest.fixture(scope="session")
 def sink() -> Iterator[Sink]:

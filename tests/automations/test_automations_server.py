@@ -239,7 +239,7 @@ def test_run_stuck_pending_notifies_and_is_cancelled(applied: Applied, sink: Sin
     assert "Pending for over 10 s" in note.json()["body"]
     _wait_for_state(run_id, {StateType.CANCELLING, StateType.CANCELLED})
     time.sleep(2)
-    assert len(sink.matching(run_name)) == 1
+    assert len(sink.messages(run_name)) == 1
 
 
 def test_run_stuck_late_notifies_and_is_cancelled(applied: Applied, sink: Sink) -> None:
@@ -247,7 +247,7 @@ def test_run_stuck_late_notifies_and_is_cancelled(applied: Applied, sink: Sink) 
     note = sink.wait_for(lambda r: run_name in r.body, timeout=40)
     assert "Late for over" in note.json()["body"]
     assert _wait_for_state(run_id, {StateType.CANCELLED}) == StateType.CANCELLED
-    assert len(sink.matching(run_name)) == 1
+    assert len(sink.messages(run_name)) == 1
 
 
 def _model_event(kind: str, model: str, round_number: int, **payload: object) -> None:
