@@ -193,31 +193,30 @@ class Bench:
         )  # fmt: skip
 
 
-# The flow's tasks, by what they do (the rest of a run's time is Prefect's own bookkeeping).
+# The flow's tasks, by what they do (the rest of a run's time is Prefect's own bookkeeping). A
+# model's task does its prediction, validation, upload and verification, under its lease.
 WORK_OF_TASK = {
     "download_live_data": "download_s",
-    "read_live_frames": "predict_s",
-    "prepare_submission": "predict_s",
+    "read_live_frames": "download_s",
+    "submit_model": "model_s",
     "publish_round_report": "reports_s",
     "update_model_histories": "reports_s",
 }
-# A model's submit-model task holds its other tasks: counted through them, not itself.
-CONTAINER_TASKS = {"submit_model"}
 
 
 def flow_work(client: Any, run_id: Any) -> dict[str, float]:
-    """Seconds the run spent in its tasks, by kind; other Numerai calls (round, version,
-    account, lookup, upload, verify) as api_s."""
+    """Seconds the run spent in its tasks, by kind; the round's other Numerai calls (round,
+    data version, account) as api_s."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
     tasks = client.read_task_runs(
         task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id])),
         limit=200,
     )
-    work = dict.fromkeys(["download_s", "predict_s", "api_s", "reports_s"], 0.0)
+    work = dict.fromkeys(["download_s", "model_s", "api_s", "reports_s"], 0.0)
     for task in tasks:
         kind_of = task.task_key.rsplit("-", 1)[0]
-        if kind_of in CONTAINER_TASKS or not (task.start_time and task.end_time):
+        if not (task.start_time and task.end_time):
             continue
         kind = WORK_OF_TASK.get(kind_of, "api_s")
         work[kind] += (task.end_time - task.start_time).total_seconds()
@@ -260,7 +259,7 @@ def orchestration(bench: Bench, example: Path, feature_set: str, repeats: int) -
         },
         "flow_worker_work_s": {
             key: _median(worker, key)
-            for key in ("download_s", "predict_s", "api_s", "reports_s", "prefect_own_s")
+            for key in ("download_s", "model_s", "api_s", "reports_s", "prefect_own_s")
         },
         "flow_process_s": _median(direct, "process_s"),
         "flow_in_process_s": _median(direct, "seconds"),
@@ -422,7 +421,7 @@ def print_table(results: dict[str, Any]) -> None:
             ("round, submit-round on the process worker", f"{o['flow_worker_s']:.2f} s"
              f" (pickup {st['to_pending_s']:.2f} + start {st['pending_to_running_s']:.2f}"
              f" + flow {st['running_to_final_s']:.2f})"),
-            ("  flow: download+check / predict+validate / other API calls / reports / Prefect",
+            ("  flow: download+read / model task / other API calls / reports / Prefect",
              " / ".join(f"{v:.2f}" for v in o["flow_worker_work_s"].values()) + " s"),
             ("  ratio worker / bare process (goal <= 1.3)",
              f"{o['ratio_worker_over_bare_process']:.2f}"),

@@ -1,16 +1,23 @@
 """Retry, cache and lease policy of every task, in one place, from the settings of the moment.
 
-Tasks are made with `fresh_task` (no cache); calls to Numerai get their retries at call time
-through `with_api_retries`, so a changed setting applies to the next run without a new import.
+Tasks are made with `fresh_task` (no cache); a round's calls to Numerai get their retries at call
+time through `with_api_retries`, so a changed setting applies to the next run without a new
+import. Inside a model's task its own calls (lookup, upload, verify) retry by `api_retrying`, the
+same policy without a task run per call: a round of many models costs the server a task run per
+model, not five.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import logging
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import task
+import tenacity
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.exceptions import MissingContextError
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
@@ -19,10 +26,18 @@ from blocks import is_transient
 from .settings import FlowSettings, flow_settings
 
 T = TypeVar("T", bound=Task[Any, Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class NotVerified(RuntimeError):
     """Numerai does not (yet) list the submission just made."""
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether a later attempt can fix the failure (timeouts, 5xx, GraphQL hiccups, a
+    submission Numerai does not list yet)."""
+    return is_transient(exc) or isinstance(exc, NotVerified)
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -30,7 +45,7 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     try:
         state.result()
     except Exception as exc:
-        return is_transient(exc) or isinstance(exc, NotVerified)
+        return worth_retrying(exc)
     return False
 
 
@@ -72,3 +87,46 @@ def api_retry_options(settings: FlowSettings, *, patient: bool = False) -> dict[
 def with_api_retries(api_call: T, *, patient: bool = False) -> T:
     """The task with the API retry policy of the current settings."""
     return api_call.with_options(**api_retry_options(flow_settings(), patient=patient))  # type: ignore[return-value]
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger in a flow or task run (the UI shows it), else this module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
+    def log(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        _logger().warning(
+            "%s failed (%s: %s), attempt %d: retrying in %.0f s",
+            *(what, type(error).__name__, error, state.attempt_number, wait),
+        )
+
+    return log
+
+
+def api_retrying(what: str) -> tenacity.Retrying:
+    """The API retry policy of a call made inside a task, as the settings say now: transient
+    failures only, `api_retries` more attempts, delays doubling from `retry_base_seconds` with up
+    to 20% jitter (as `with_api_retries` gives a task); the last failure is raised as it was.
+
+    `what` names the call in the warning logged before each retry.
+    """
+    settings = flow_settings()
+    base = settings.retry_base_seconds
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(settings.api_retries + 1),
+        wait=tenacity.wait_exponential_jitter(multiplier=base, jitter=0.2 * base),
+        retry=tenacity.retry_if_exception(worth_retrying),
+        before_sleep=_log_retry(what),
+        reraise=True,
+    )
+
+
+def call_with_api_retries(what: str, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """`call(*args, **kwargs)` under `api_retrying`."""
+    return api_retrying(what)(call, *args, **kwargs)

@@ -1,9 +1,9 @@
-"""The round run's progress artifact: how many of its models are done, advanced as each ends."""
+"""The round run's progress artifact: how many of its models are done, advanced as they end."""
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from typing import cast
 from uuid import UUID
 
@@ -12,6 +12,9 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from model.readable import plural
 
 ROUND_PROGRESS_KEY = "numerai-round-progress"
+# The artifact moves at most this often while models finish (and always at the last one): a
+# round of many light models would otherwise cost the server one write per model.
+UPDATE_EVERY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +22,16 @@ log = logging.getLogger(__name__)
 class RoundProgress:
     """A Prefect progress artifact at the share of the run's models that are done.
 
-    Progress is a view: if the API refuses it, the round goes on without it.
+    Progress is a view: if the API refuses it, the round goes on without it. Called from the
+    flow's own thread only.
     """
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, every: float = UPDATE_EVERY_SECONDS) -> None:
         self.total = total
         self.done = 0
         self.failed = 0
-        self._lock = threading.Lock()
+        self.every = every
+        self._shown_at = time.monotonic()
         self.artifact_id: UUID | None = None
         try:
             created = create_progress_artifact(
@@ -49,12 +54,15 @@ class RoundProgress:
 
     def finished(self, count: int = 1, *, ok: bool = True) -> None:
         """`count` more models are done (submitted, skipped, failed or without an open round)."""
-        with self._lock:
-            self.done = min(self.total, self.done + count)
-            self.failed += 0 if ok else count
-            if self.artifact_id is None:
-                return
-            try:
-                update_progress_artifact(self.artifact_id, self.share, self.description)
-            except Exception as exc:
-                log.warning("Progress artifact not updated: %s", exc)
+        self.done = min(self.total, self.done + count)
+        self.failed += 0 if ok else count
+        now = time.monotonic()
+        if self.artifact_id is None or (
+            self.done < self.total and now - self._shown_at < self.every
+        ):
+            return
+        self._shown_at = now
+        try:
+            update_progress_artifact(self.artifact_id, self.share, self.description)
+        except Exception as exc:
+            log.warning("Progress artifact not updated: %s", exc)

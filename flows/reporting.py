@@ -21,9 +21,8 @@ from model.names import flow_run_url, history_key, model_resource_id, round_reso
 from model.readable import utc_time
 from model.report import apply_scores, history_markdown, merge_history, round_markdown
 from model.schedule import next_retry_after, window_at
-from model.tournaments import TOURNAMENTS
 
-from .policies import fresh_task, with_api_retries
+from .policies import fresh_task
 
 ROUND_TABLE_KEY = "numerai-round-report"
 ROUND_MARKDOWN_KEY = "numerai-round-summary"
@@ -134,41 +133,20 @@ def _previous_histories(keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     return histories
 
 
-@fresh_task
-def read_round_scores(
-    credentials: NumeraiCredentials, models: Mapping[str, str]
-) -> dict[str, dict[int, dict[str, Any]]]:
-    """Numerai's scores per round of each model (name -> tournament name) on the account."""
-    numbers = {t.name: number for number, t in TOURNAMENTS.items()}
-    scores: dict[str, dict[int, dict[str, Any]]] = {}
-    for tournament in sorted({numbers[t] for t in models.values() if t in numbers}):
-        client = credentials.get_client(tournament)
-        ids = {name.lower(): mid for name, mid in client.get_models(tournament).items()}
-        for model, name in models.items():
-            if numbers.get(name) == tournament and model.lower() in ids:
-                found = client.round_scores(ids[model.lower()], SCORED_ROUNDS)
-                scores[model] = {number: asdict(s) for number, s in found.items()}
-    return scores
-
-
-def round_scores(credentials: NumeraiCredentials, rows: Sequence[Mapping[str, Any]]) -> Scores:
-    """The scores from Numerai of the round's submitted models, or none (with a warning) when
-    they cannot be read: scores only decorate the history, so they never fail a round."""
-    # Only models submitted this round: a round whose keys or account failed asks no more.
-    models = {
-        str(r["model"]): str(r.get("tournament") or "classic") for r in rows if r.get("verified")
-    }
-    if not models:
-        return {}
-    state = with_api_retries(read_round_scores)(credentials, models, return_state=True)
+def model_scores(
+    credentials: NumeraiCredentials, tournament_number: int, model_id: str, what: str
+) -> dict[int, dict[str, Any]] | None:
+    """Numerai's scores per round of one model, or None (with a warning) when they cannot be
+    read: scores only decorate the history, so they never fail a model. One attempt: the next
+    round reads them again."""
     try:
-        scores: Scores = state.result()
-    except Exception as exc:  # whatever went wrong, the round goes on
+        found = credentials.get_client(tournament_number).round_scores(model_id, SCORED_ROUNDS)
+    except Exception as exc:  # whatever went wrong, the model's round stands
         get_run_logger().warning(
-            "Numerai's scores could not be read, histories keep theirs: %s", exc
+            "%s: Numerai's scores could not be read, its history keeps its own: %s", what, exc
         )
-        return {}
-    return scores
+        return None
+    return {number: asdict(score) for number, score in found.items()}
 
 
 @fresh_task

@@ -7,7 +7,7 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -16,7 +16,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
-from prefect.runtime import task_run as current_task_run
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
 from blocks.client import trigger_id_env
@@ -36,8 +35,8 @@ from model.triggers import WebhookTrigger
 from model.validation import ValidationResult, validate_submission, validate_ticker_submission
 
 from .live import LiveData, LiveFrames
-from .policies import NotVerified, fresh_task, with_api_retries
-from .reporting import emit_submission_event
+from .policies import NotVerified, api_retrying, call_with_api_retries, fresh_task
+from .reporting import emit_submission_event, model_scores
 from .settings import flow_settings
 
 
@@ -64,6 +63,8 @@ class ModelReport:
     histogram: list[int] | None = None
     example_histogram: list[int] | None = None
     tournament: str = "classic"
+    # Numerai's scores of the model's recent rounds (round -> corr, mmc, final), for its history.
+    scores: dict[int, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -131,7 +132,6 @@ def latest_round_submission(
     return max(in_round, key=lambda s: s.inserted_at or earliest, default=None)
 
 
-@fresh_task
 def find_round_submission(
     credentials: NumeraiCredentials, model_id: str, round_number: int
 ) -> SubmissionInfo | None:
@@ -235,7 +235,6 @@ def _prepare_tickers(config: NumeraiModel, live: LiveData) -> PreparedSubmission
     )
 
 
-@fresh_task
 def prepare_submission(config: NumeraiModel, frames: LiveFrames) -> PreparedSubmission:
     """Run the model's predictor on its live frame, then check and summarize the predictions."""
     if frames.live.tournament != CLASSIC:
@@ -275,7 +274,6 @@ def webhook_trigger(block: str | None, round_info: RoundInfo) -> str | None:
     return trigger.trigger_id
 
 
-@fresh_task
 def upload(
     credentials: NumeraiCredentials,
     model_id: str,
@@ -284,13 +282,18 @@ def upload(
     submission: pd.DataFrame,
     trigger_id: str | None,
     tournament_number: int = CLASSIC,
+    *,
+    retry: bool = False,
 ) -> str:
-    """Upload a validated submission for the open round, once; returns its submission id."""
+    """Upload a validated submission for the open round, once; returns its submission id.
+
+    A `retry` first looks for the submission an earlier attempt may have made.
+    """
     if not round_info.is_open(dt.datetime.now(dt.UTC) + close_margin()):
         raise too_late(round_info)
     # The tournament's client: Signals uploads by its own auth query and create mutation.
     client = credentials.get_client(tournament_number)
-    if current_task_run.get_run_count() > 1:
+    if retry:
         # An earlier attempt may have landed before its answer was lost: never upload twice.
         for existing in client.model_submissions(model_id):
             if existing.round_number == round_info.number:
@@ -303,7 +306,6 @@ def upload(
         )
 
 
-@fresh_task
 def verify(
     credentials: NumeraiCredentials,
     model_id: str,
@@ -321,6 +323,46 @@ def verify(
                 )
             return s
     raise NotVerified(f"submission {submission_id} is not listed for round {round_number}")
+
+
+def _upload_and_verify(
+    report: ModelReport,
+    config: NumeraiModel,
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    frames: LiveFrames,
+    model_id: str,
+    trigger_id: str | None,
+    block: str | None,
+    what: str,
+) -> str | None:
+    """Predict, validate, upload once and verify, filling `report`; returns the trigger id the
+    submission carries. Raises when the predictions are invalid or the upload is not verified."""
+    prepared = prepare_submission(config, frames)
+    for key in SUMMARY_FIELDS:
+        setattr(report, key, prepared.summary[key])
+    report.validation = prepared.validation.summary()
+    if not prepared.validation.ok:
+        report.status = "invalid"
+        raise ValueError(f"predictions not uploaded: {report.validation}")
+    trigger_id = trigger_id or webhook_trigger(block, round_info)
+    for attempt in api_retrying(f"{what}: upload"):
+        with attempt:
+            submission_id = upload(
+                credentials, model_id, config.model_name, round_info, prepared.frame,
+                trigger_id, frames.live.tournament,
+                retry=attempt.retry_state.attempt_number > 1,
+            )  # fmt: skip
+    report.submission_id = submission_id
+    emit_submission_event(
+        "uploaded", report.model, report.round, submission_id=submission_id,
+        trigger_id=trigger_id,
+    )  # fmt: skip
+    call_with_api_retries(
+        f"{what}: verify", verify,
+        credentials, model_id, round_info.number, submission_id, trigger_id,
+    )  # fmt: skip
+    return trigger_id
 
 
 @task(
@@ -359,57 +401,35 @@ def submit_model(
             )
         model_id = model_id_of(config, account)
         with model_lease(config.model_name, round_info):
-            existing = with_api_retries(find_round_submission)(
-                credentials, model_id, round_info.number
-            )
-            if existing is not None and not force:
-                logger.info(
-                    "%s: already submitted (submission %s), checked in %s",
-                    *(what, existing.id, duration(time.monotonic() - started)),
-                )
-                report.status, report.submission_id, report.verified = (
-                    "already submitted", existing.id, True,
-                )  # fmt: skip
-                emit_submission_event(
-                    "skipped", report.model, report.round, submission_id=existing.id
-                )
-                return report
-            prepared = prepare_submission(config, frames)
-            for key in (
-                "rows",
-                "mean",
-                "std",
-                "corr_with_example",
-                "histogram",
-                "example_histogram",
-            ):
-                setattr(report, key, prepared.summary[key])
-            report.validation = prepared.validation.summary()
-            if not prepared.validation.ok:
-                report.status = "invalid"
-                raise ValueError(f"predictions not uploaded: {report.validation}")
-            trigger_id = trigger_id or webhook_trigger(block, round_info)
-            submission_id = with_api_retries(upload)(
-                credentials, model_id, config.model_name, round_info, prepared.frame, trigger_id,
-                live.tournament,
+            existing = call_with_api_retries(
+                f"{what}: reading its submissions", find_round_submission,
+                credentials, model_id, round_info.number,
             )  # fmt: skip
-            report.submission_id = submission_id
+            if existing is None or force:
+                trigger_id = _upload_and_verify(
+                    report, config, credentials, round_info, frames, model_id,
+                    trigger_id, block, what,
+                )  # fmt: skip
+        if existing is not None and not force:
+            logger.info(
+                "%s: already submitted (submission %s), checked in %s",
+                *(what, existing.id, duration(time.monotonic() - started)),
+            )
+            report.status, report.submission_id, report.verified = (
+                "already submitted", existing.id, True,
+            )  # fmt: skip
+            emit_submission_event("skipped", report.model, report.round, submission_id=existing.id)
+        else:
+            report.status, report.verified = "verified", True
             emit_submission_event(
-                "uploaded", report.model, report.round, submission_id=submission_id,
+                "verified", report.model, report.round, submission_id=report.submission_id,
                 trigger_id=trigger_id,
             )  # fmt: skip
-            with_api_retries(verify)(
-                credentials, model_id, round_info.number, submission_id, trigger_id
+            logger.info(
+                "%s: verified submission %s in %s",
+                *(what, report.submission_id, duration(time.monotonic() - started)),
             )
-        report.status, report.verified = "verified", True
-        emit_submission_event(
-            "verified", report.model, report.round, submission_id=submission_id,
-            trigger_id=trigger_id,
-        )  # fmt: skip
-        logger.info(
-            "%s: verified submission %s in %s",
-            *(what, submission_id, duration(time.monotonic() - started)),
-        )
+        report.scores = model_scores(credentials, live.tournament, model_id, what)
         return report
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import BlockDocument, FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.futures import PrefectFutureList, as_completed
@@ -28,7 +28,6 @@ from .progress import RoundProgress
 from .reporting import (
     emit_submission_event,
     publish_round_report,
-    round_scores,
     update_model_histories,
 )
 from .settings import flow_settings
@@ -40,6 +39,8 @@ from .submission import (
     resolve_round,
     submit_model,
 )
+
+BLOCKS_PAGE = 200  # the most block documents the API returns at once
 
 
 class RoundFailed(RuntimeError):
@@ -73,23 +74,41 @@ def load_credentials(block_name: str) -> NumeraiCredentials:
 
 
 def load_model_configs(names: list[str] | None) -> dict[str, NumeraiModel]:
-    """The named model blocks, or every saved one, by block name."""
-    if not names:
-        with get_client(sync_client=True) as client:
+    """The named model blocks, or every saved one, by block name: read in one call, not one
+    per model (a round of many models starts sooner)."""
+    documents: list[BlockDocument] = []
+    with get_client(sync_client=True) as client:
+        while True:
             try:
-                documents = client.read_block_documents_by_type("numerai-model")
+                page = client.read_block_documents_by_type(
+                    "numerai-model", offset=len(documents), limit=BLOCKS_PAGE
+                )
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 404:  # 404: the block type was never registered
                     raise
-                documents = []
-        names = [doc.name for doc in documents if doc.name]
-    return {name: cast(NumeraiModel, NumeraiModel.load(name)) for name in names}
+                page = []
+            documents += page
+            if len(page) < BLOCKS_PAGE:
+                break
+    saved = {doc.name: doc for doc in documents if doc.name}
+    wanted = names or list(saved)
+    missing = [name for name in wanted if name not in saved]
+    if missing:
+        raise ValueError(
+            f"No Numerai Model block named {', '.join(map(repr, missing))}; "
+            f"saved: {', '.join(sorted(saved)) or 'none'}"
+        )
+    return {
+        name: cast(NumeraiModel, NumeraiModel._load_from_block_document(saved[name]))
+        for name in wanted
+    }
 
 
 def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
     rows = []
     for report in reports:
         row = asdict(report)
+        del row["scores"]  # Numerai's, for the model's history: not a column of the round's table
         for key in ("mean", "std", "corr_with_example"):
             if row[key] is not None:
                 row[key] = round(row[key], 4)
@@ -331,7 +350,10 @@ def submit_round(
     """
     logger = get_run_logger()
     credentials = load_credentials(credentials_block)
-    configs = load_model_configs(models)
+    try:
+        configs = load_model_configs(models)
+    except ValueError as missing:  # a model named that has no block: say which, no traceback
+        return Failed(message=str(missing))
     if not configs:
         return Failed(message="No Numerai Model blocks are saved: nothing to submit")
     where = placement()
@@ -364,7 +386,7 @@ def submit_round(
     round_info = rounds[0]
     rows = _report_rows(reports)
     publish_round_report(round_info.number, rows)
-    update_model_histories(rows, round_scores(credentials, rows))
+    update_model_histories(rows, {r.model: r.scores for r in reports if r.scores is not None})
     failed = [r for r in reports if not r.ok]
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)

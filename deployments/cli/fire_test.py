@@ -140,7 +140,7 @@ def fire_test(
             fix=f"numerai-prefect logs --run {run.id}",
         )
     # The submission Numerai counts for the round, looked up as a run looks it up.
-    match = find_round_submission.fn(credentials, model_id, round_info.number)
+    match = find_round_submission(credentials, model_id, round_info.number)
     if match is None:
         _fail(
             f"no submission of {entry.name} for round {round_info.number} carries trigger "

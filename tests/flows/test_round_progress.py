@@ -63,7 +63,8 @@ def test_the_progress_artifact_advances_as_models_finish(
     beta = open_round.save_model("beta", broken)
     state = open_round.run([alpha, beta])
     assert state.is_failed()
-    assert [share for share, _ in progress_updates] == [50.0, 100.0]
+    shares = [share for share, _ in progress_updates]
+    assert shares == sorted(shares) and shares[-1] == 100.0
     assert progress_updates[-1][1] == "2 of 2 models done (1 failed)"
     with get_client(sync_client=True) as client:
         [artifact] = client.read_artifacts(
@@ -129,3 +130,21 @@ def test_a_failures_next_retry_reads_plainly(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(flows.reporting, "emit_event", lambda **event: sent.append(event))
     flows.reporting.emit_submission_event("failed", "alpha", 1000, error="boom")
     assert sent[0]["payload"]["next_retry"] == "2026-09-01 12:25 UTC"
+
+
+@pytest.mark.parametrize(("every", "expected"), [(3600.0, [100.0]), (0.0, [25.0, 75.0, 100.0])])
+def test_progress_is_written_at_most_every_interval_and_always_at_the_end(
+    monkeypatch: pytest.MonkeyPatch, every: float, expected: list[float]
+) -> None:
+    """Stand-in: the artifact calls are recorded, not sent (the test above sends them)."""
+    updates: list[float] = []
+    monkeypatch.setattr(flows.progress, "create_progress_artifact", lambda **_: "artifact-id")
+    monkeypatch.setattr(
+        flows.progress, "update_progress_artifact", lambda _id, share, _text: updates.append(share)
+    )
+    progress = flows.progress.RoundProgress(4, every=every)
+    progress.finished()
+    progress.finished(2, ok=False)
+    progress.finished()
+    assert updates == expected
+    assert progress.description == "4 of 4 models done (2 failed)"

@@ -106,6 +106,15 @@ def test_closed_round_finishes_cleanly_and_submits_nothing(open_round: Round) ->
     assert open_round.sandbox.uploads == []
 
 
+def test_a_model_without_a_block_is_named_and_nothing_is_submitted(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    state = open_round.run([alpha, "numerai-model-nobody"])
+    assert state.is_failed()
+    assert state.message.startswith("No Numerai Model block named 'numerai-model-nobody'")
+    assert alpha in state.message  # the saved ones are listed
+    assert open_round.sandbox.submissions(open_round.sandbox.models["alpha"]) == []
+
+
 def test_one_model_raising_does_not_stop_the_other(open_round: Round) -> None:
     alpha = open_round.save_model("alpha")
     beta = open_round.save_model("beta", broken)
