@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -193,6 +196,8 @@ class Bench:
         )  # fmt: skip
 
 
+CPU_KEYS = ("cpu_flow_s", "cpu_sandbox_s", "cpu_server_and_rest_s")
+
 # The flow's tasks, by what they do (the rest of a run's time is Prefect's own bookkeeping). A
 # model's task does its prediction, validation, upload and verification, under its lease.
 WORK_OF_TASK = {
@@ -342,6 +347,35 @@ def memory(bench: Bench, example: Path, feature_set: str, size_name: str) -> Non
     bench.results["memory"] = figures
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every process of this machine has used since boot (/proc/stat: all but idle
+    and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`run()`'s figures with the CPU seconds it cost, by process: the flow's own (the measured
+    child), the sandbox's (Numerai's stand-in, threads of this process), and the rest of the
+    machine (the Prefect server and its database, mostly; anything else running adds to it)."""
+    busy, children, own = (
+        machine_busy_s(),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+        time.process_time(),
+    )
+    figures = run()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    flow = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    sandbox = time.process_time() - own
+    total = machine_busy_s() - busy
+    return {
+        **figures,
+        "cpu_flow_s": flow,
+        "cpu_sandbox_s": sandbox,
+        "cpu_server_and_rest_s": max(0.0, total - flow - sandbox),
+    }
+
+
 def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> None:
     """3. 1, 5, 20 light models in one round: total and per-model time; downloads.
 
@@ -359,7 +393,7 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
     for _ in range(repeats):
         for n in counts:
             downloads_before = len(bench.sandbox.downloads)
-            run = bench.flow_run(blocks[n])
+            run = cpu_split(functools.partial(bench.flow_run, blocks[n]))
             run["live_files_downloaded"] = len(bench.sandbox.downloads) - downloads_before
             runs[n].append(run)
     figures: dict[str, Any] = {}
@@ -370,15 +404,23 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
             "process_s": _median(runs[n], "process_s"),
             "per_model_s": seconds / n,
             "live_files_downloaded": max(r["live_files_downloaded"] for r in runs[n]),
+            **{key: _median(runs[n], key) for key in CPU_KEYS},
             "runs_s": [r["seconds"] for r in runs[n]],
         }
     first = figures[str(counts[0])]["seconds"]
     for n in counts:
         figures[str(n)]["ratio_to_1"] = figures[str(n)]["seconds"] / first
+    if len(counts) > 1:  # what each model beyond the first costs, by process
+        low, high = figures[str(counts[0])], figures[str(counts[-1])]
+        figures["cpu_per_added_model_s"] = {
+            key: (high[key] - low[key]) / (counts[-1] - counts[0]) for key in CPU_KEYS
+        }
     figures["model_concurrency"] = flow_settings().model_concurrency
     figures["note"] = (
         "medians of the repeats; the flow call in a fresh process, imports excluded "
-        "(process_s includes them); live files downloaded: the most in one run"
+        "(process_s includes them); live files downloaded: the most in one run; cpu_*: CPU "
+        "seconds of the whole run (imports included) by process: the flow's, the sandbox's, "
+        "the rest of the machine (the Prefect server and its database)"
     )
     bench.results["scale"] = figures
 
@@ -453,7 +495,7 @@ def print_table(results: dict[str, Any]) -> None:
         )  # fmt: skip
     scale_figures = results.get("scale", {})
     for n, s in scale_figures.items():
-        if not isinstance(s, dict):
+        if not n.isdigit():
             continue
         rows.append(
             (f"{n} light models, one round",
@@ -463,6 +505,11 @@ def print_table(results: dict[str, Any]) -> None:
     if scale_figures:
         rows.append(("  models at once (NUMERAI_MODEL_CONCURRENCY)",
                      str(scale_figures["model_concurrency"])))  # fmt: skip
+    added = scale_figures.get("cpu_per_added_model_s")
+    if added:
+        rows.append(("  CPU per added model: flow / sandbox / Prefect server+db",
+                     " / ".join(f"{v:.3f}" for v in added.values())
+                     + f" s on {os.cpu_count()} CPUs"))  # fmt: skip
     load = results.get("loading")
     if load:
         n, w = load["needed_int8"], load["whole_pandas"]
