@@ -47,7 +47,7 @@ def test_a_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_calls_inside_a_model_task_retry_transient_failures_only(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A model's own calls (lookup, upload, verify) get the same policy without task runs."""
     import requests
@@ -69,3 +69,6 @@ def test_calls_inside_a_model_task_retry_transient_failures_only(
     assert attempts(requests.ConnectionError("reset")) == 3  # 1 + NUMERAI_API_RETRIES
     assert attempts(NotVerified("not listed yet")) == 3
     assert attempts(ValueError("bad input")) == 1  # never retried: a repeat cannot fix it
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 4  # two for each retried error, each saying what failed and why
+    assert retries[0].startswith("a call failed (ConnectionError: reset), attempt 1: retrying in")
