@@ -68,6 +68,9 @@ def _follow_run(
     shown = 0
     with console.status(f"Following flow run {run.name}…"):
         while True:
+            # The run first, then its states: the states read hold the state the run is in, so
+            # a run that ended between two polls has its final state printed too.
+            run = client.read_flow_run(run.id)
             states = sorted(
                 client.read_flow_run_states(run.id), key=lambda s: s.timestamp or dt.datetime.min
             )
@@ -76,7 +79,6 @@ def _follow_run(
                 when = _when(step.timestamp, seconds=True)
                 console.print(f"  {when}  {step.name}{escape(message)}")
             shown = len(states)
-            run = client.read_flow_run(run.id)
             if run.state is not None and run.state.is_final():
                 return run
             if time.monotonic() > deadline:
