@@ -235,6 +235,7 @@ def test_no_credential_in_parameters_task_runs_logs_artifacts_or_events(
         LogFilter,
         LogFilterFlowRunId,
     )
+    from prefect.logging.handlers import APILogWorker
 
     alpha = open_round.save_model("alpha")
     beta = open_round.save_model("beta", broken)  # a failure's messages too
@@ -242,6 +243,8 @@ def test_no_credential_in_parameters_task_runs_logs_artifacts_or_events(
     assert state.is_failed(), state.message
     run_id = state.state_details.flow_run_id
     credentials = (open_round.sandbox.public_id, open_round.sandbox.secret_key)
+    # Logs reach the server in batches from a background worker: every one sent before reading.
+    APILogWorker.drain_all(timeout=30)
     with get_client(sync_client=True) as client:
         this_run = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
         stored = [
