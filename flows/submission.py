@@ -405,20 +405,21 @@ def submit_model(
                 f"{what}: reading its submissions", find_round_submission,
                 credentials, model_id, round_info.number,
             )  # fmt: skip
-            if existing is None or force:
+            standing = None if force else existing  # the submission that makes this model skip
+            if standing is None:
                 trigger_id = _upload_and_verify(
                     report, config, credentials, round_info, frames, model_id,
                     trigger_id, block, what,
                 )  # fmt: skip
-        if existing is not None and not force:
+        if standing is not None:
             logger.info(
                 "%s: already submitted (submission %s), checked in %s",
-                *(what, existing.id, duration(time.monotonic() - started)),
+                *(what, standing.id, duration(time.monotonic() - started)),
             )
             report.status, report.submission_id, report.verified = (
-                "already submitted", existing.id, True,
+                "already submitted", standing.id, True,
             )  # fmt: skip
-            emit_submission_event("skipped", report.model, report.round, submission_id=existing.id)
+            emit_submission_event("skipped", report.model, report.round, submission_id=standing.id)
         else:
             report.status, report.verified = "verified", True
             emit_submission_event(
