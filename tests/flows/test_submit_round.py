@@ -115,6 +115,18 @@ def test_a_model_without_a_block_is_named_and_nothing_is_submitted(open_round: R
     assert open_round.sandbox.submissions(open_round.sandbox.models["alpha"]) == []
 
 
+def test_a_forced_run_submits_again_and_an_unforced_one_skips(open_round: Round) -> None:
+    alpha = open_round.save_model("alpha")
+    model_id = open_round.sandbox.models["alpha"]
+    assert open_round.run([alpha]).is_completed()
+    skipped = open_round.run([alpha])
+    assert [r.status for r in skipped.result()] == ["already submitted"]
+    assert len(open_round.sandbox.submissions(model_id)) == 1
+    forced = open_round.run([alpha], force=True)
+    assert [r.status for r in forced.result()] == ["verified"]
+    assert len(open_round.sandbox.submissions(model_id)) == 2
+
+
 def test_one_model_raising_does_not_stop_the_other(open_round: Round) -> None:
     alpha = open_round.save_model("alpha")
     beta = open_round.save_model("beta", broken)
