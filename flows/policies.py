@@ -1,4 +1,4 @@
-"""Retry, cache and lease policy of every task, in one place, from the settings of the moment.
+"""Retry and cache policy of every task, in one place, from the settings of the moment.
 
 Tasks are made with `fresh_task` (no cache); a round's calls to Numerai get their retries at call
 time through `with_api_retries`, so a changed setting applies to the next run without a new

@@ -1,47 +1,39 @@
-"""One model's submission for a round: predict, validate, upload once, verify, under its lease."""
+"""One model's submission for a round: predict, validate, upload once, verify, under its lease
+(which the flow takes, renews and releases: `flows/leases.py`)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
 from blocks.client import trigger_id_env
 from model.names import (
     MODEL_TASK,
-    model_limit_name,
     model_run_name,
     submission_filename,
     trigger_variable_name,
 )
 from model.predictor import load_predictor
-from model.readable import duration, utc_time
+from model.readable import duration
 from model.summary import prediction_summary
 from model.ticker_example import read_prices
 from model.tournaments import CLASSIC, tournament
 from model.triggers import WebhookTrigger
 from model.validation import ValidationResult, validate_submission, validate_ticker_submission
 
+from .leases import close_margin, confirm_lease, too_late
 from .live import LiveData, LiveFrames
 from .policies import NotVerified, api_retrying, call_with_api_retries, fresh_task
 from .reporting import emit_submission_event, model_scores
-from .settings import flow_settings
-
-
-class RoundClosed(RuntimeError):
-    """The round closed (or is about to) before this model's upload: nothing was uploaded."""
 
 
 @dataclass
@@ -81,19 +73,6 @@ class ModelFailed(RuntimeError):
     def __init__(self, report: ModelReport) -> None:
         super().__init__(f"{report.model}: {report.error}")
         self.report = report
-
-
-def close_margin() -> dt.timedelta:
-    """No upload starts closer than this to the round's close."""
-    return dt.timedelta(seconds=flow_settings().close_margin_seconds)
-
-
-def too_late(round_info: RoundInfo) -> RoundClosed:
-    """The error of a run that reached an upload within the close margin."""
-    return RoundClosed(
-        f"round {round_info.number} closes at {utc_time(round_info.close_time)}: "
-        "too late to upload, nothing was sent"
-    )
 
 
 @fresh_task
@@ -138,61 +117,6 @@ def find_round_submission(
     """The model's latest submission already held by Numerai for this round, if any."""
     submissions = credentials.get_client().model_submissions(model_id)
     return latest_round_submission(submissions, round_number)
-
-
-def ensure_model_limits(model_names: list[str]) -> None:
-    """One global concurrency limit with one slot per model (made once, kept afterwards)."""
-    wanted = dict.fromkeys(model_limit_name(m) for m in model_names)
-    with get_client(sync_client=True) as client:
-        existing: dict[str, int] = {}
-        page, offset = 200, 0
-        while True:  # one read for a round's models, not one per model
-            limits = client.read_global_concurrency_limits(limit=page, offset=offset)
-            existing.update((limit.name, limit.limit) for limit in limits)
-            if len(limits) < page:
-                break
-            offset += page
-        for name in wanted:
-            if existing.get(name) != 1:
-                # Another run of the round may make it at the same moment: theirs is as good.
-                with contextlib.suppress(ObjectAlreadyExists):
-                    client.upsert_global_concurrency_limit_by_name(name, limit=1)
-
-
-@contextmanager
-def model_lease(model_name: str, round_info: RoundInfo) -> Iterator[None]:
-    """Hold the model's one slot while working on it, so two runs never both upload.
-
-    The webhook's run and a retry can overlap: the later one waits for the slot, at most until
-    the upload margin before the round's close, then finds the earlier run's submission. The
-    slot is a lease that this run renews while it works: a run whose process was killed frees
-    the model once the lease expires (Prefect's server reclaims expired leases).
-    """
-    settings = flow_settings()
-    name = model_limit_name(model_name)
-    deadline = round_info.close_time - close_margin()
-    wait = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
-    if wait <= 0:
-        raise too_late(round_info)
-    acquired = False
-    try:
-        with concurrency(
-            name,
-            occupy=1,
-            timeout_seconds=wait,
-            lease_duration=settings.model_lease_seconds,
-            strict=True,  # the limit must exist: without it nothing would keep runs apart
-            raise_on_lease_renewal_failure=True,  # a lost lease could let a second run upload
-        ):
-            acquired = True
-            yield
-    except TimeoutError as exc:
-        if acquired:
-            raise
-        raise RoundClosed(
-            f"another run held {model_name} until round {round_info.number}'s upload deadline "
-            f"({utc_time(deadline, seconds=True)}): this run uploaded nothing"
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -335,6 +259,7 @@ def _upload_and_verify(
     trigger_id: str | None,
     block: str | None,
     what: str,
+    lease_id: UUID | None,
 ) -> str | None:
     """Predict, validate, upload once and verify, filling `report`; returns the trigger id the
     submission carries. Raises when the predictions are invalid or the upload is not verified."""
@@ -348,6 +273,7 @@ def _upload_and_verify(
     trigger_id = trigger_id or webhook_trigger(block, round_info)
     for attempt in api_retrying(f"{what}: upload"):
         with attempt:
+            confirm_lease(lease_id, config.model_name)
             submission_id = upload(
                 credentials, model_id, config.model_name, round_info, prepared.frame,
                 trigger_id, frames.live.tournament,
@@ -379,11 +305,13 @@ def submit_model(
     trigger_id: str | None = None,
     force: bool = False,
     block: str | None = None,
+    lease_id: UUID | None = None,
 ) -> ModelReport:
     """Predict, validate, upload and verify one model's submission for the open round.
 
     The submission carries `trigger_id`, else the trigger of the model's webhook (`block`, the
-    model's block name, as the receiver knows it) for this round, if one came.
+    model's block name, as the receiver knows it) for this round, if one came. The flow holds
+    the model's lease (`lease_id`) while this runs; the upload confirms it first.
     Raises ModelFailed, carrying the model's report, when no verified submission stands.
     """
     logger = get_run_logger()
@@ -400,17 +328,16 @@ def submit_model(
                 f"given {live.rules.name} live data"
             )
         model_id = model_id_of(config, account)
-        with model_lease(config.model_name, round_info):
-            existing = call_with_api_retries(
-                f"{what}: reading its submissions", find_round_submission,
-                credentials, model_id, round_info.number,
+        existing = call_with_api_retries(
+            f"{what}: reading its submissions", find_round_submission,
+            credentials, model_id, round_info.number,
+        )  # fmt: skip
+        standing = None if force else existing  # the submission that makes this model skip
+        if standing is None:
+            trigger_id = _upload_and_verify(
+                report, config, credentials, round_info, frames, model_id,
+                trigger_id, block, what, lease_id,
             )  # fmt: skip
-            standing = None if force else existing  # the submission that makes this model skip
-            if standing is None:
-                trigger_id = _upload_and_verify(
-                    report, config, credentials, round_info, frames, model_id,
-                    trigger_id, block, what,
-                )  # fmt: skip
         if standing is not None:
             logger.info(
                 "%s: already submitted (submission %s), checked in %s",

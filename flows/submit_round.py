@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 from uuid import UUID
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import BlockDocument, FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectHTTPStatusError
-from prefect.futures import PrefectFutureList, as_completed
+from prefect.futures import PrefectConcurrentFuture
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -22,6 +24,7 @@ from model.readable import plural, utc_time
 from model.sizes import size_job_variables
 from model.tournaments import CLASSIC, tournament
 
+from .leases import ModelLeases, ensure_model_limits
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
 from .policies import with_api_retries
 from .progress import RoundProgress
@@ -35,7 +38,6 @@ from .submission import (
     ModelFailed,
     ModelReport,
     account_models,
-    ensure_model_limits,
     resolve_round,
     submit_model,
 )
@@ -137,6 +139,20 @@ def failed_without_a_task(
     )
 
 
+def _report_of(future: PrefectConcurrentFuture[Any], config: NumeraiModel, round_info: RoundInfo,
+               tournament_name: str) -> ModelReport:  # fmt: skip
+    """The model's report from its finished task, or why the task crashed."""
+    outcome = future.state.result(raise_on_failure=False)
+    if isinstance(outcome, ModelReport):
+        return outcome
+    if isinstance(outcome, ModelFailed):
+        return outcome.report
+    error = future.state.message or "crashed"  # the task crashed before it could say why
+    if isinstance(outcome, BaseException):
+        error = f"{type(outcome).__name__}: {outcome}"
+    return failed_without_a_task(config, round_info, error, tournament_name)
+
+
 def run_models(
     configs: dict[str, NumeraiModel],
     credentials: NumeraiCredentials,
@@ -147,41 +163,64 @@ def run_models(
     force: bool,
     progress: RoundProgress | None = None,
 ) -> list[ModelReport]:
-    """Every model's submit-model task (`configs` by block name), mapped on Prefect's thread
-    pool; reports in order."""
+    """Every model's submit-model task (`configs` by block name) on Prefect's thread pool, each
+    started once its model's lease is taken; reports in order.
+
+    The flow's thread keeps the leases while it waits on the tasks: a model another run holds
+    is asked for again when the server says, until the round's upload deadline.
+    """
     ensure_model_limits([c.model_name for c in configs.values()])
+    name = frames.live.rules.name
+    reports: dict[str, ModelReport] = {}
+    running: dict[Future[Any], tuple[str, PrefectConcurrentFuture[Any]]] = {}
+    waiting = list(configs)  # block names
     runner: ThreadPoolTaskRunner[Any]
-    with ThreadPoolTaskRunner(max_workers=flow_settings().model_concurrency) as runner:
-        futures: PrefectFutureList[Any] = runner.map(
-            cast(Any, submit_model),  # map's overloads do not name sync tasks
-            {
-                "config": list(configs.values()),
-                "block": list(configs),
-                "credentials": unmapped(credentials),
-                "round_info": unmapped(round_info),
-                "frames": unmapped(frames),
-                "account": unmapped(account),
-                "trigger_id": unmapped(trigger_id),
-                "force": unmapped(force),
-            },
-        )
-        for finished in as_completed(list(futures)):
-            finished.wait()  # keeps its final state, with its result, on the future
-            if progress is not None:
-                progress.finished(ok=finished.state.is_completed())
-    reports = []
-    for config, future in zip(configs.values(), futures, strict=True):
-        outcome = future.state.result(raise_on_failure=False)
-        if isinstance(outcome, ModelReport):
-            reports.append(outcome)
-        elif isinstance(outcome, ModelFailed):
-            reports.append(outcome.report)
-        else:  # the task crashed before it could say why
-            error = future.state.message or "crashed"
-            if isinstance(outcome, BaseException):
-                error = f"{type(outcome).__name__}: {outcome}"
-            reports.append(failed_without_a_task(config, round_info, error, frames.live.rules.name))
-    return reports
+    with (
+        get_client(sync_client=True) as client,
+        ThreadPoolTaskRunner(max_workers=flow_settings().model_concurrency) as runner,
+    ):
+        leases = ModelLeases(client, round_info)
+        try:
+            while waiting or running:
+                if waiting and time.monotonic() >= leases.retry_at:
+                    taken = leases.take_free([configs[b].model_name for b in waiting])
+                    for block in [b for b in waiting if configs[b].model_name in taken]:
+                        waiting.remove(block)
+                        started: PrefectConcurrentFuture[Any] = runner.submit(
+                            cast(Any, submit_model),  # submit's overloads do not name sync tasks
+                            parameters={
+                                "config": configs[block], "credentials": credentials,
+                                "round_info": round_info, "frames": frames,
+                                "account": account, "trigger_id": trigger_id, "force": force,
+                                "block": block, "lease_id": taken[configs[block].model_name],
+                            },
+                        )  # fmt: skip
+                        running[started.wrapped_future] = (block, started)
+                    if waiting and leases.past_deadline():
+                        for block in waiting:
+                            error = leases.held_elsewhere(configs[block].model_name)
+                            reports[block] = failed_without_a_task(
+                                configs[block], round_info, f"RoundClosed: {error}", name
+                            )
+                        if progress is not None:
+                            progress.finished(len(waiting), ok=False)
+                        waiting = []
+                done, _ = wait(
+                    list(running),
+                    timeout=leases.seconds_to_next_call(bool(waiting)),
+                    return_when=FIRST_COMPLETED,
+                )
+                for finished in done:
+                    block, future = running.pop(finished)
+                    future.wait()  # keeps its final state, with its result, on the future
+                    leases.release(configs[block].model_name)
+                    reports[block] = _report_of(future, configs[block], round_info, name)
+                    if progress is not None:
+                        progress.finished(ok=future.state.is_completed())
+                leases.renew_due()
+        finally:
+            leases.release_all()
+    return [reports[block] for block in configs]
 
 
 def _tournament_round(

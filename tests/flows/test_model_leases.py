@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 import pytest
@@ -24,7 +25,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
-from flows.submission import ensure_model_limits
+from flows.leases import LeaseLost, confirm_lease, ensure_model_limits
 from model.names import model_limit_name
 from tests.support import ROOT
 
@@ -85,6 +86,21 @@ def test_the_limit_is_made_for_a_new_model_with_one_slot(open_round: Round) -> N
         limit = client.read_global_concurrency_limit_by_name(model_limit_name("newcomer"))
     assert limit.limit == 1
     assert limit.active_slots == 0  # released when the model's work ended
+
+
+def test_an_upload_confirms_the_lease_and_refuses_once_it_has_expired(
+    prefect_server: str,
+) -> None:
+    ensure_model_limits(["lapsing"])
+    name = model_limit_name("lapsing")
+    with get_client(sync_client=True) as client:
+        taken = client.increment_concurrency_slots_with_lease([name], 1, "concurrency", 60)
+        lease_id = UUID(taken.json()["lease_id"])
+        confirm_lease(lease_id, "lapsing")  # held: the upload may go
+        # Released as the server does an expired lease: gone, and the slot free for others.
+        client.release_concurrency_slots_with_lease(lease_id)
+    with pytest.raises(LeaseLost, match="lapsing's lease expired before its upload"):
+        confirm_lease(lease_id, "lapsing")
 
 
 KILLED_RUN = """

@@ -184,3 +184,36 @@ def test_missing_unknown_or_repeated_ids_are_refused_by_name(
     assert "missing_ids" in result.failed_checks
     assert ("extra_ids" in result.failed_checks) == bool(extra)
     assert ("duplicate_ids" in result.failed_checks) == any(i in keep for i in repeated)
+
+
+@PROPERTY
+@given(
+    values=_spread(len(LIVE)),
+    dropped=st.sets(st.integers(0, len(LIVE) - 1), max_size=3),
+    extra=st.lists(st.from_regex(r"\An[0-9a-f]{15}x\Z", fullmatch=True), max_size=2, unique=True),
+    repeated=st.sets(st.integers(0, len(LIVE) - 1), max_size=2),
+    order=st.permutations(range(len(LIVE))),
+    bad_value=st.sampled_from([None, np.nan, 1.5, -0.1]),
+)
+def test_whatever_numerai_tools_refuses_is_refused(
+    values: list[float],
+    dropped: set[int],
+    extra: list[str],
+    repeated: set[int],
+    order: list[int],
+    bad_value: float | None,
+) -> None:
+    """Our id check stands in for numerai-tools' when it passes: never more lenient."""
+    from numerai_tools.submissions import validate_submission_numerai
+
+    if bad_value is not None:
+        values[0] = bad_value
+    keep = [i for i in order if i not in dropped]
+    ids = [LIVE[i] for i in keep] + extra + [LIVE[i] for i in repeated]
+    preds = [values[i] for i in keep] + [0.5] * len(extra) + [values[i] for i in repeated]
+    frame = _frame(ids, preds)
+    try:
+        validate_submission_numerai(pd.Series(LIVE), frame.copy())
+    except Exception as refused:
+        result = validate_submission(frame, LIVE)
+        assert not result.ok, f"numerai-tools refused ({refused}), we did not"
