@@ -152,6 +152,7 @@ class Sandbox:
         self.store = DataStore(Path(data_dir), seed, resolve_size(size), self.versions)
         self.tickers = TickerStore(Path(data_dir), seed, resolve_size(size))
         self._lock = threading.RLock()
+        self._live_id_sets: dict[tuple[str, int], frozenset[str]] = {}
         self._models: dict[str, str] = {}
         self.model_tournaments: dict[str, int] = {}
         self._rounds: list[Round] = []
@@ -425,13 +426,25 @@ class Sandbox:
             self._files[token] = path
         return f"{self.base_url}/files/{token}"
 
+    def _live_ids(self, round_number: int) -> frozenset[str]:
+        """The round's Classic live ids, read once per round and data version (Numerai keeps
+        them; reading the file for each upload made the stand-in the slowest part of a round
+        of many models)."""
+        key = (self.data_version, round_number)
+        with self._lock:
+            ids = self._live_id_sets.get(key)
+        if ids is None:
+            live = self.store.path(self.data_version, "live.parquet", round_number)
+            ids = frozenset(pd.read_parquet(live, columns=["era"]).index.astype(str).tolist())
+            with self._lock:
+                self._live_id_sets[key] = ids
+        return ids
+
     def check_upload(self, data: bytes, tournament: int, round_number: int) -> None:
         """Refuse a file that Numerai would refuse for this round (GraphQL error naming why)."""
         try:
             if tournament == 8:
-                live = self.store.path(self.data_version, "live.parquet", round_number)
-                ids = pd.read_parquet(live, columns=["era"]).index.astype(str)
-                check_classic(data, ids)
+                check_classic(data, self._live_ids(round_number))
             else:
                 name = "live.parquet" if tournament == 11 else "live_universe.parquet"
                 universe = pd.read_parquet(self.tickers.path(tournament, name, round_number))

@@ -105,7 +105,7 @@ def _ids(text: pd.Series, column: str) -> list[str]:
             f"invalid_submission_ids: duplicates in {column}: {len(repeated)} repeated, "
             f"{_few(repeated)}"
         )
-    return list(text)
+    return text.tolist()  # one conversion, not one Arrow scalar per id
 
 
 def check_classic(data: bytes, live_ids: Collection[str]) -> None:
@@ -113,7 +113,7 @@ def check_classic(data: bytes, live_ids: Collection[str]) -> None:
     frame = read_csv(data)
     id_column, prediction_column = _headers(frame, CLASSIC_IDS, CLASSIC_PREDICTIONS)
     ids = _ids(frame[id_column], id_column)
-    live = set(live_ids)
+    live = live_ids if isinstance(live_ids, (set, frozenset)) else set(live_ids)
     given = set(ids)
     missing = sorted(live - given)
     if missing:
