@@ -205,7 +205,6 @@ WORK_OF_TASK = {
     "read_live_frames": "download_s",
     "submit_model": "model_s",
     "publish_round_report": "reports_s",
-    "update_model_histories": "reports_s",
 }
 
 

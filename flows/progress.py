@@ -1,15 +1,20 @@
-"""The round run's progress artifact: how many of its models are done, advanced as they end."""
+"""The round run's views that move as its models end: the progress artifact, the histories."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from model.readable import plural
+
+if TYPE_CHECKING:
+    from .reporting import ModelHistories
+    from .submission import ModelReport
 
 ROUND_PROGRESS_KEY = "numerai-round-progress"
 # The artifact moves at most this often while models finish (and always at the last one): a
@@ -26,8 +31,14 @@ class RoundProgress:
     flow's own thread only.
     """
 
-    def __init__(self, total: int, every: float = UPDATE_EVERY_SECONDS) -> None:
+    def __init__(
+        self,
+        total: int,
+        every: float = UPDATE_EVERY_SECONDS,
+        histories: ModelHistories | None = None,
+    ) -> None:
         self.total = total
+        self.histories = histories
         self.done = 0
         self.failed = 0
         self.every = every
@@ -66,3 +77,10 @@ class RoundProgress:
             update_progress_artifact(self.artifact_id, self.share, self.description)
         except Exception as exc:
             log.warning("Progress artifact not updated: %s", exc)
+
+    def reported(self, reports: Sequence[ModelReport]) -> None:
+        """These models are done: each one's history gets this round, then the progress moves."""
+        for report in reports:
+            if self.histories is not None:
+                self.histories.add(report.row(), report.scores or {})
+            self.finished(ok=report.ok)

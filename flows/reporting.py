@@ -30,8 +30,6 @@ ROUND_MARKDOWN_KEY = "numerai-round-summary"
 # scored for 20 days, with up to five rounds a week).
 SCORED_ROUNDS = 40
 
-Scores = Mapping[str, Mapping[int, Mapping[str, Any]]]  # model -> round -> corr, mmc, final
-
 
 def model_resource(model: str) -> dict[str, str]:
     """The Prefect event resource standing for one Numerai model.
@@ -149,18 +147,35 @@ def model_scores(
     return {number: asdict(score) for number, score in found.items()}
 
 
-@fresh_task
-def update_model_histories(
-    outcomes: Sequence[Mapping[str, Any]], scores: Scores | None = None
-) -> None:
-    """Add this round's outcome, and Numerai's latest scores, to each model's history artifact
-    (a new version of its key), described by its summary, score trend and chart."""
-    keys = {str(o["model"]): history_key(str(o["model"])) for o in outcomes}
-    previous = _previous_histories(sorted(set(keys.values()))) if keys else {}
-    for outcome in outcomes:
+class ModelHistories:
+    """Each model's history artifact, a new version (this round's outcome and Numerai's latest
+    scores, described by its summary, score trend and chart) written as soon as the model is
+    done, while the round's other models still work.
+
+    The previous versions are read once, in one call, when the first model is done. Histories
+    are a view: if they cannot be read or written the round goes on, with a warning.
+    """
+
+    def __init__(self, model_names: Sequence[str]) -> None:
+        self.keys = sorted({history_key(m) for m in model_names})
+        self.previous: dict[str, list[dict[str, Any]]] | None = None
+        self.unreadable = False
+
+    def add(self, outcome: Mapping[str, Any], scores: Mapping[int, Mapping[str, Any]]) -> None:
+        """A model's round outcome (a round table row) and its Numerai scores, into its history."""
+        if self.previous is None and not self.unreadable:
+            try:
+                self.previous = _previous_histories(self.keys) if self.keys else {}
+            except Exception as exc:  # never rewrite a history from nothing
+                get_run_logger().warning("Model histories not updated in this run: %s", exc)
+                self.unreadable = True
+        if self.previous is None:
+            return
         model = str(outcome["model"])
-        rows = merge_history(previous.get(keys[model], []), outcome)
-        rows = previous[keys[model]] = apply_scores(rows, (scores or {}).get(model, {}))
-        create_table_artifact(
-            table=rows, key=keys[model], description=history_markdown(model, rows)
-        )
+        key = history_key(model)
+        rows = merge_history(self.previous.get(key, []), outcome)
+        rows = self.previous[key] = apply_scores(rows, scores)
+        try:
+            create_table_artifact(table=rows, key=key, description=history_markdown(model, rows))
+        except Exception as exc:
+            get_run_logger().warning("History of %s not updated: %s", model, exc)

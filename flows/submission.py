@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -62,6 +62,15 @@ class ModelReport:
     def ok(self) -> bool:
         """A verified or an earlier verified submission stands for this round."""
         return self.status in {"verified", "already submitted"}
+
+    def row(self) -> dict[str, Any]:
+        """The model's row of the round's table (and its history), without Numerai's scores."""
+        row = asdict(self)
+        del row["scores"]
+        for key in ("mean", "std", "corr_with_example"):
+            if row[key] is not None:
+                row[key] = round(row[key], 4)
+        return row
 
 
 SUMMARY_FIELDS = ("rows", "mean", "std", "corr_with_example", "histogram", "example_histogram")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, cast
 from uuid import UUID
 
@@ -29,9 +29,9 @@ from .live import LiveData, LiveFrames, download_live_data, read_live_frames, re
 from .policies import with_api_retries
 from .progress import RoundProgress
 from .reporting import (
+    ModelHistories,
     emit_submission_event,
     publish_round_report,
-    update_model_histories,
 )
 from .settings import flow_settings
 from .submission import (
@@ -104,18 +104,6 @@ def load_model_configs(names: list[str] | None) -> dict[str, NumeraiModel]:
         name: cast(NumeraiModel, NumeraiModel._load_from_block_document(saved[name]))
         for name in wanted
     }
-
-
-def _report_rows(reports: list[ModelReport]) -> list[dict[str, Any]]:
-    rows = []
-    for report in reports:
-        row = asdict(report)
-        del row["scores"]  # Numerai's, for the model's history: not a column of the round's table
-        for key in ("mean", "std", "corr_with_example"):
-            if row[key] is not None:
-                row[key] = round(row[key], 4)
-        rows.append(row)
-    return rows
 
 
 def _name_round_run(round_number: int, size: str | None) -> None:
@@ -202,8 +190,8 @@ def run_models(
                             reports[block] = failed_without_a_task(
                                 configs[block], round_info, f"RoundClosed: {error}", name
                             )
-                        if progress is not None:
-                            progress.finished(len(waiting), ok=False)
+                            if progress is not None:
+                                progress.reported([reports[block]])
                         waiting = []
                 done, _ = wait(
                     list(running),
@@ -216,7 +204,7 @@ def run_models(
                     leases.release(configs[block].model_name)
                     reports[block] = _report_of(future, configs[block], round_info, name)
                     if progress is not None:
-                        progress.finished(ok=future.state.is_completed())
+                        progress.reported([reports[block]])
                 leases.renew_due()
         finally:
             leases.release_all()
@@ -248,9 +236,10 @@ def _tournament_round(
     except Exception as exc:
         # This tournament's data or account failed: its models fail, the others go on.
         error = f"{type(exc).__name__}: {exc}"
+        failed = [failed_without_a_task(c, round_info, error, name) for c in group.values()]
         if progress is not None:
-            progress.finished(len(group), ok=False)
-        return [failed_without_a_task(c, round_info, error, name) for c in group.values()]
+            progress.reported(failed)
+        return failed
     return run_models(group, credentials, round_info, frames, account, trigger_id, force, progress)
 
 
@@ -336,7 +325,8 @@ def _submit_here(
 ) -> tuple[list[ModelReport], list[RoundInfo], list[str]]:
     """This run's own models, tournament by tournament: reports, open rounds, closed notes."""
     logger = get_run_logger()
-    progress = RoundProgress(len(configs)) if configs else None
+    histories = ModelHistories([c.model_name for c in configs.values()])
+    progress = RoundProgress(len(configs), histories=histories) if configs else None
     by_tournament: dict[int, dict[str, NumeraiModel]] = {}
     for block, config in configs.items():
         by_tournament.setdefault(config.tournament, {})[block] = config
@@ -423,9 +413,7 @@ def submit_round(
         logger.info(message)
         return Completed(message=f"{message}{sized}{closed}", data=[])
     round_info = rounds[0]
-    rows = _report_rows(reports)
-    publish_round_report(round_info.number, rows)
-    update_model_histories(rows, {r.model: r.scores for r in reports if r.scores is not None})
+    publish_round_report(round_info.number, [r.row() for r in reports])
     failed = [r for r in reports if not r.ok]
     if failed:
         details = "; ".join(f"{r.model}: {r.error}" for r in failed)
