@@ -184,20 +184,21 @@ def run_models(
                             },
                         )  # fmt: skip
                         running[started.wrapped_future] = (block, started)
-                    if waiting and leases.past_deadline():
-                        for block in waiting:
-                            error = leases.held_elsewhere(configs[block].model_name)
-                            reports[block] = failed_without_a_task(
-                                configs[block], round_info, f"RoundClosed: {error}", name
-                            )
-                            if progress is not None:
-                                progress.reported([reports[block]])
-                        waiting = []
-                done, _ = wait(
-                    list(running),
-                    timeout=leases.seconds_to_next_call(bool(waiting)),
-                    return_when=FIRST_COMPLETED,
-                )
+                if waiting and leases.past_deadline():
+                    for block in waiting:
+                        error = leases.held_elsewhere(configs[block].model_name)
+                        reports[block] = failed_without_a_task(
+                            configs[block], round_info, f"RoundClosed: {error}", name
+                        )
+                        if progress is not None:
+                            progress.reported([reports[block]])
+                    waiting = []
+                pause = leases.seconds_to_next_call(bool(waiting))
+                if running:
+                    done, _ = wait(list(running), timeout=pause, return_when=FIRST_COMPLETED)
+                else:  # every model left is another run's for now
+                    done = set()
+                    time.sleep(pause)
                 for finished in done:
                     block, future = running.pop(finished)
                     future.wait()  # keeps its final state, with its result, on the future
@@ -373,7 +374,7 @@ def submit_round(
     """Submit the open round for every configured model; one model's failure spares the rest.
 
     Each model is a submit-model task run named round-N-model, at most NUMERAI_MODEL_CONCURRENCY
-    (default 8) at once, and holds its model's concurrency slot while it works; live data is
+    (default 8) at once, while this run holds its model's concurrency slot; live data is
     downloaded, checked and read once. A model with its own size runs in a run of its size
     group (this deployment, that size's job variables); `size` is set on such a run.
     """

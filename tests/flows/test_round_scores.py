@@ -91,3 +91,31 @@ def test_scores_that_cannot_be_read_leave_the_round_and_the_history_alone(
     assert rows[first]["numerai_corr"] == scored[first]["numerai_corr"]  # kept from before
     assert inline_svgs(description), "the chart of the scores read before is kept"
     assert "scores could not be read" in caplog.text
+
+
+def test_a_history_that_cannot_be_read_is_not_rewritten_and_the_round_stands(
+    open_round: Round, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stand-in: the read of the earlier histories raises as a refused API call would; the
+    server's own refusal is not produced here."""
+    import flows.reporting
+
+    name = f"kept_{open_round.credentials_block[-6:]}"
+    model = open_round.save_model(name)
+    first = open_round.sandbox.current_round.number  # type: ignore[union-attr]
+    assert open_round.run([model]).is_completed()
+    before, _ = history(name)
+
+    def refused(keys: list[str]) -> None:
+        raise RuntimeError("artifacts unavailable")
+
+    monkeypatch.setattr(flows.reporting, "_previous_histories", refused)
+    open_round.sandbox.close_round()
+    open_round.sandbox.advance(dt.timedelta(days=1))
+    open_round.sandbox.open_round()
+    state = open_round.run([model])
+    assert state.is_completed(), state.message
+    assert [r.status for r in state.result()] == ["verified"]
+    after, _ = history(name)
+    assert after == before and first in after  # not rewritten from nothing
+    assert "Model histories not updated in this run: artifacts unavailable" in caplog.text
