@@ -241,6 +241,24 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+# Fixed costs of a flow run's process, each timed in a fresh process: the interpreter alone, the
+# interpreter loading the flow (ours, Prefect, pandas, numerapi), which the start cannot go
+# below (its rest is the worker's launch of the run), and that with numerai-tools (scipy and
+# scikit-learn), which the flow imports at its first validation.
+START_FLOORS = {
+    "interpreter": "pass",
+    "flow_imports": "import flows",
+    "flow_and_numerai_tools_imports": "import flows, numerai_tools.submissions",
+}
+
+
+def process_seconds(code: str) -> float:
+    """Wall time of a fresh `python -c code`, from start to exit."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)  # noqa: S603 - our own code
+    return time.perf_counter() - started
+
+
 def orchestration(bench: Bench, example: Path, feature_set: str, repeats: int) -> None:
     """1. the same round by a bare numerapi script and by the flow: wall time, ratio.
 
@@ -249,10 +267,13 @@ def orchestration(bench: Bench, example: Path, feature_set: str, repeats: int) -
     """
     [block] = bench.save_blocks(["bench_example"], example, feature_set)
     bare, worker, direct = [], [], []
+    floors: dict[str, list[float]] = {name: [] for name in START_FLOORS}
     for _ in range(repeats):
         bare.append(bench.bare_run("bench_example", example, feature_set))
         worker.append(bench.worker_run([block]))
         direct.append(bench.flow_run([block]))
+        for name, code in START_FLOORS.items():
+            floors[name].append(process_seconds(code))
     figures: dict[str, Any] = {
         "bare_process_s": _median(bare, "process_s"),
         "bare_in_script_s": _median(bare, "seconds"),
@@ -265,6 +286,7 @@ def orchestration(bench: Bench, example: Path, feature_set: str, repeats: int) -
             key: _median(worker, key)
             for key in ("download_s", "model_s", "api_s", "reports_s", "prefect_own_s")
         },
+        "start_floors_s": {name: statistics.median(times) for name, times in floors.items()},
         "flow_process_s": _median(direct, "process_s"),
         "flow_in_process_s": _median(direct, "seconds"),
         "repeats": repeats,
@@ -455,7 +477,7 @@ def print_table(results: dict[str, Any]) -> None:
     o = results.get("orchestration")
     rows: list[tuple[str, str]] = []
     if o:
-        st = o["flow_worker_stages_s"]
+        st, floor = o["flow_worker_stages_s"], o["start_floors_s"]
         rows += [
             ("round, bare numerapi script, whole process", f"{o['bare_process_s']:.2f} s"
              f" (after imports {o['bare_in_script_s']:.2f} s)"),
@@ -464,6 +486,11 @@ def print_table(results: dict[str, Any]) -> None:
              f" + flow {st['running_to_final_s']:.2f})"),
             ("  flow: download+read / model task / other API calls / reports / Prefect",
              " / ".join(f"{v:.2f}" for v in o["flow_worker_work_s"].values()) + " s"),
+            ("  start: interpreter / loading the flow / the rest (the worker's launch)",
+             f"{floor['interpreter']:.2f} / {floor['flow_imports'] - floor['interpreter']:.2f}"
+             f" / {st['pending_to_running_s'] - floor['flow_imports']:.2f} s"),
+            ("  flow: numerai-tools' import beyond the flow's (scipy, scikit-learn)",
+             f"{floor['flow_and_numerai_tools_imports'] - floor['flow_imports']:.2f} s"),
             ("  ratio worker / bare process (goal <= 1.3)",
              f"{o['ratio_worker_over_bare_process']:.2f}"),
             ("round, submit-round called in a fresh process", f"{o['flow_process_s']:.2f} s"
