@@ -171,8 +171,14 @@ def run_models(
         try:
             while waiting or running:
                 if waiting and time.monotonic() >= leases.retry_at:
-                    taken = leases.take_free([configs[b].model_name for b in waiting])
+                    taken = leases.take_free(
+                        list(dict.fromkeys(configs[b].model_name for b in waiting))
+                    )
                     for block in [b for b in waiting if configs[b].model_name in taken]:
+                        # Two blocks of one model: the second waits for the first's lease.
+                        lease_id = taken.pop(configs[block].model_name, None)
+                        if lease_id is None:
+                            continue
                         waiting.remove(block)
                         started: PrefectConcurrentFuture[Any] = runner.submit(
                             cast(Any, submit_model),  # submit's overloads do not name sync tasks
@@ -180,7 +186,7 @@ def run_models(
                                 "config": configs[block], "credentials": credentials,
                                 "round_info": round_info, "frames": frames,
                                 "account": account, "trigger_id": trigger_id, "force": force,
-                                "block": block, "lease_id": taken[configs[block].model_name],
+                                "block": block, "lease_id": lease_id,
                             },
                         )  # fmt: skip
                         running[started.wrapped_future] = (block, started)

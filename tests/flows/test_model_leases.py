@@ -55,6 +55,15 @@ def test_overlapping_runs_upload_once_and_the_later_one_skips(open_round: Round)
     assert statuses == ["already submitted", "verified"]
 
 
+def test_two_blocks_of_one_model_take_turns_and_upload_once(open_round: Round) -> None:
+    first = open_round.save_model("twin", slow_rank)
+    second = open_round.save_model("twin", slow_rank)
+    state = open_round.run([first, second])
+    assert state.is_completed(), state.message
+    assert sorted(r.status for r in state.result()) == ["already submitted", "verified"]
+    assert len(open_round.sandbox.submissions(open_round.sandbox.models["twin"])) == 1
+
+
 @pytest.fixture
 def closing_round(open_round: Round) -> Round:
     """The open round replaced by one that closes in 40 s (15 s of it the upload margin)."""
