@@ -99,8 +99,9 @@ def confirm_lease(lease_id: UUID | None, model_name: str) -> None:
 class ModelLeases:
     """A run's leases on its models' slots, kept by the flow's thread.
 
-    `take` tries once (a held model answers at once); the flow tries again after the server's
-    Retry-After while it waits on the models' tasks, and calls `renew_due` between waits.
+    `take_free` tries once per model (a held model answers at once); the flow tries again after
+    the server's Retry-After while it waits on the models' tasks, and calls `renew_due` between
+    waits.
     """
 
     client: SyncPrefectClient
@@ -144,18 +145,23 @@ class ModelLeases:
             self.retry_at = time.monotonic() + min(max(min(waits), 0.5), self.duration)
         return taken
 
+    @property
+    def renewal_at(self) -> float:
+        """Monotonic time of the next renewal: a third of the lease's duration after the last."""
+        return self.renewed_at + self.duration * RENEW_EVERY
+
     def seconds_to_next_call(self, waiting: bool) -> float:
         """How long the flow may wait on its tasks before it must renew or try again."""
         now = time.monotonic()
-        due = self.renewed_at + self.duration * RENEW_EVERY
+        due = self.renewal_at
         if waiting:
             deadline = (upload_deadline(self.round_info) - dt.datetime.now(dt.UTC)).total_seconds()
             due = min(due, self.retry_at, now + max(deadline, 0.0))
         return max(due - now, 0.0)
 
     def renew_due(self) -> None:
-        """Renew every lease held, when a third of the lease's duration has passed."""
-        if time.monotonic() < self.renewed_at + self.duration * RENEW_EVERY:
+        """Renew every lease held, once `renewal_at` has come."""
+        if time.monotonic() < self.renewal_at:
             return
         self.renewed_at = time.monotonic()
         for model_name, lease_id in list(self.held.items()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -158,23 +159,25 @@ class ModelHistories:
 
     def __init__(self, model_names: Sequence[str]) -> None:
         self.keys = sorted({history_key(m) for m in model_names})
-        self.previous: dict[str, list[dict[str, Any]]] | None = None
-        self.unreadable = False
+
+    @functools.cached_property
+    def previous(self) -> dict[str, list[dict[str, Any]]] | None:
+        """The histories' latest rows by key, read once; None if they cannot be read."""
+        try:
+            return _previous_histories(self.keys) if self.keys else {}
+        except Exception as exc:  # never rewrite a history from nothing
+            get_run_logger().warning("Model histories not updated in this run: %s", exc)
+            return None
 
     def add(self, outcome: Mapping[str, Any], scores: Mapping[int, Mapping[str, Any]]) -> None:
         """A model's round outcome (a round table row) and its Numerai scores, into its history."""
-        if self.previous is None and not self.unreadable:
-            try:
-                self.previous = _previous_histories(self.keys) if self.keys else {}
-            except Exception as exc:  # never rewrite a history from nothing
-                get_run_logger().warning("Model histories not updated in this run: %s", exc)
-                self.unreadable = True
-        if self.previous is None:
+        previous = self.previous
+        if previous is None:
             return
         model = str(outcome["model"])
         key = history_key(model)
-        rows = merge_history(self.previous.get(key, []), outcome)
-        rows = self.previous[key] = apply_scores(rows, scores)
+        rows = merge_history(previous.get(key, []), outcome)
+        rows = previous[key] = apply_scores(rows, scores)
         try:
             create_table_artifact(table=rows, key=key, description=history_markdown(model, rows))
         except Exception as exc:

@@ -113,7 +113,7 @@ def check_classic(data: bytes, live_ids: Collection[str]) -> None:
     frame = read_csv(data)
     id_column, prediction_column = _headers(frame, CLASSIC_IDS, CLASSIC_PREDICTIONS)
     ids = _ids(frame[id_column], id_column)
-    live = live_ids if isinstance(live_ids, (set, frozenset)) else set(live_ids)
+    live = set(live_ids)
     given = set(ids)
     missing = sorted(live - given)
     if missing:
