@@ -75,14 +75,12 @@ def ensure_model_limits(model_names: list[str]) -> None:
                     client.upsert_global_concurrency_limit_by_name(name, limit=1)
 
 
-def confirm_lease(lease_id: UUID | None, model_name: str) -> None:
+def confirm_lease(lease_id: UUID, model_name: str) -> None:
     """Renew the model's lease right before its upload; LeaseLost if it has expired.
 
     A lease the flow could not renew in time may have gone to another run, which could then
     upload too: this run must not.
     """
-    if lease_id is None:
-        return
     with get_client(sync_client=True) as client:  # the task's own client, from its context
         try:
             client.renew_concurrency_lease(lease_id, flow_settings().model_lease_seconds)

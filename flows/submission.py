@@ -268,7 +268,7 @@ def _upload_and_verify(
     trigger_id: str | None,
     block: str | None,
     what: str,
-    lease_id: UUID | None,
+    lease_id: UUID,
 ) -> str | None:
     """Predict, validate, upload once and verify, filling `report`; returns the trigger id the
     submission carries. Raises when the predictions are invalid or the upload is not verified."""
@@ -311,10 +311,10 @@ def submit_model(
     round_info: RoundInfo,
     frames: LiveFrames,
     account: dict[str, str],
+    lease_id: UUID,
     trigger_id: str | None = None,
     force: bool = False,
     block: str | None = None,
-    lease_id: UUID | None = None,
 ) -> ModelReport:
     """Predict, validate, upload and verify one model's submission for the open round.
 
