@@ -3,18 +3,17 @@
 numerapi sends every GraphQL call without a timeout and turns HTTP errors into an empty dict
 (the caller then dies with ``KeyError('data')``). ``NumeraiAPI`` keeps numerapi's queries and
 replaces only the transport: one POST with a timeout, to a URL that can be pointed at the sandbox,
-raising an exception that says what went wrong.
+raising an exception that says what went wrong. Its upload takes the trigger id as an argument
+(numerapi reads it from the process's environment) and checks the answer to the file's PUT.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numerapi
@@ -113,6 +112,8 @@ class NumeraiClient(Protocol):
         file_path: str = ...,
         model_id: str | None = None,
         df: pd.DataFrame | None = None,
+        *,
+        trigger_id: str | None = None,
     ) -> str: ...
 
     def model_submissions(self, model_id: str) -> list[SubmissionInfo]: ...
@@ -133,22 +134,21 @@ query($modelId: String) {
   }
 }"""
 
-_trigger_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def trigger_id_env(trigger_id: str | None) -> Iterator[None]:
-    """numerapi reads the trigger id only from ``TRIGGER_ID``: set it for one upload."""
-    with _trigger_lock:
-        previous = os.environ.pop("TRIGGER_ID", None)
-        if trigger_id:
-            os.environ["TRIGGER_ID"] = trigger_id
-        try:
-            yield
-        finally:
-            os.environ.pop("TRIGGER_ID", None)
-            if previous is not None:
-                os.environ["TRIGGER_ID"] = previous
+# numerapi's create mutations, with the trigger id an argument: numerapi reads it from the
+# process's TRIGGER_ID, which uploads running at once would share.
+_CREATE_SUBMISSION = """
+mutation($filename: String!, $tournament: Int!, $modelId: String, $triggerId: String,
+         $dataDatestamp: Int) {
+  create_submission(filename: $filename, tournament: $tournament, modelId: $modelId,
+                    triggerId: $triggerId, source: "numerapi", dataDatestamp: $dataDatestamp) {
+    id
+  }
+}"""
+_CREATE_SIGNALS_SUBMISSION = """
+mutation($filename: String!, $modelId: String, $triggerId: String, $dataDatestamp: Int) {
+  createSignalsSubmission(filename: $filename, modelId: $modelId, triggerId: $triggerId,
+                          source: "numerapi", dataDatestamp: $dataDatestamp) { id }
+}"""
 
 
 def _parse_time(value: str) -> dt.datetime:
@@ -194,21 +194,8 @@ class NumeraiAPI(numerapi.NumerAPI):
             public_id, secret_key = self.token
             headers["Authorization"] = f"Token {public_id}${secret_key}"
         url = self.api_url or base_api.API_TOURNAMENT_URL
-        try:
-            response = self._session.post(
-                url,
-                json={"query": query, "variables": variables},
-                headers=headers,
-                timeout=(min(10.0, self.timeout), self.timeout),
-            )
-        except requests.Timeout as exc:
-            raise NumeraiUnavailable(f"no answer from {url} within {self.timeout:g} s") from exc
-        except requests.ConnectionError as exc:
-            raise NumeraiUnavailable(f"cannot connect to {url}: {exc}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise NumeraiUnavailable(f"{url} answered HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise NumeraiQueryError(f"{url} answered HTTP {response.status_code}")
+        body = {"query": query, "variables": variables}
+        response = self._send("POST", url, json=body, headers=headers)
         try:
             result: dict[str, Any] = response.json()
         except ValueError as exc:
@@ -224,21 +211,67 @@ class NumeraiAPI(numerapi.NumerAPI):
             raise NumeraiUnavailable(f"{url} answered without data")
         return result
 
+    def _send(
+        self,
+        method: str,
+        url: str,
+        timeout: float | tuple[float, float] | None = None,
+        **options: Any,
+    ) -> requests.Response:
+        """One HTTP request with a timeout (this client's unless given); an error that says
+        what happened."""
+        shown = url.split("?", 1)[0]  # a presigned URL's query carries its signature
+        timeout = timeout or (min(10.0, self.timeout), self.timeout)
+        try:
+            response = self._session.request(method, url, timeout=timeout, **options)
+        except requests.Timeout as exc:
+            waited = timeout[1] if isinstance(timeout, tuple) else timeout
+            raise NumeraiUnavailable(f"no answer from {shown} within {waited:g} s") from exc
+        except requests.ConnectionError as exc:
+            raise NumeraiUnavailable(f"cannot connect to {shown}: {exc}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise NumeraiUnavailable(f"{shown} answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise NumeraiQueryError(f"{shown} answered HTTP {response.status_code}")
+        return response
+
     def upload_predictions(
         self,
         file_path: str = "predictions.csv",
         model_id: str | None = None,
         df: pd.DataFrame | None = None,
         data_datestamp: int | None = None,
-        timeout: float | tuple[float, float] | None = (10, 600),
+        timeout: float | tuple[float, float] | None = None,
+        *,
+        trigger_id: str | None = None,
     ) -> str:
-        """Upload by this client's tournament's route: Signals has its own auth and mutation."""
-        if self.tournament_id == SIGNALS:
-            # SignalsAPI's upload (submissionUploadSignalsAuth, createSignalsSubmission) needs
-            # only what this client has: raw_query, _upload_auth, tournament_id, logger.
-            signals_upload: Any = numerapi.SignalsAPI.upload_predictions
-            return str(signals_upload(self, file_path, model_id, df, data_datestamp, timeout))
-        return super().upload_predictions(file_path, model_id, df, data_datestamp, timeout)
+        """numerapi's upload by this client's tournament's route (auth query, PUT of the CSV,
+        create mutation), carrying `trigger_id`; returns the submission id.
+
+        Unlike numerapi's, the trigger id is an argument, not the process's TRIGGER_ID (so
+        uploads may run at once), and a refused PUT raises instead of going on to create a
+        submission whose file never arrived.
+        """
+        data = Path(file_path).read_bytes() if df is None else df.to_csv(index=False).encode()
+        signals = self.tournament_id == SIGNALS
+        endpoint = "submissionUploadSignalsAuth" if signals else "submission_upload_auth"
+        auth = self._upload_auth(endpoint, file_path, self.tournament_id, model_id)  # type: ignore[arg-type]
+        # numerapi passes the Numerai Compute id along when there is one.
+        compute_id = os.getenv("NUMERAI_COMPUTE_ID")
+        headers = {"x_compute_id": compute_id} if compute_id else {}
+        self._send("PUT", auth["url"], data=data, headers=headers, timeout=timeout)
+        arguments: dict[str, Any] = {
+            "filename": auth["filename"],
+            "modelId": model_id,
+            "triggerId": trigger_id,
+            "dataDatestamp": data_datestamp,
+        }
+        if signals:
+            created = self.raw_query(_CREATE_SIGNALS_SUBMISSION, arguments, authorization=True)
+            return str(created["data"]["createSignalsSubmission"]["id"])
+        arguments["tournament"] = self.tournament_id
+        created = self.raw_query(_CREATE_SUBMISSION, arguments, authorization=True)
+        return str(created["data"]["create_submission"]["id"])
 
     def current_round(self, tournament: int = CLASSIC) -> RoundInfo | None:
         """The current round, or None when no round is open for submissions."""

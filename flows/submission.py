@@ -15,7 +15,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo, SubmissionInfo
-from blocks.client import trigger_id_env
 from model.names import (
     MODEL_TASK,
     model_run_name,
@@ -231,12 +230,12 @@ def upload(
         for existing in client.model_submissions(model_id):
             if existing.round_number == round_info.number:
                 return existing.id
-    with trigger_id_env(trigger_id):
-        return client.upload_predictions(
-            file_path=submission_filename(model_name, round_info.number),
-            model_id=model_id,
-            df=submission,
-        )
+    return client.upload_predictions(
+        file_path=submission_filename(model_name, round_info.number),
+        model_id=model_id,
+        df=submission,
+        trigger_id=trigger_id,
+    )
 
 
 def verify(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +19,6 @@ from blocks import (
     NumeraiUnavailable,
     is_transient,
 )
-from blocks.client import trigger_id_env
 from sandbox import Fault, Sandbox
 
 
@@ -79,11 +80,10 @@ def test_current_round_open_and_closed(sandbox: Sandbox) -> None:
 def test_upload_carries_the_trigger_id_and_reads_back(sandbox: Sandbox) -> None:
     client = client_for(sandbox)
     model_id = client.get_models()["alpha"]
-    ids = pd.read_parquet(sandbox.store.path("v5.3", "live.parquet", 1000), columns=["era"]).index
-    frame = pd.DataFrame({"id": ids, "prediction": range(len(ids))})
-    frame["prediction"] = frame["prediction"] / len(ids)
-    with trigger_id_env("trigger-abc"):
-        submission_id = client.upload_predictions("alpha.csv", model_id=model_id, df=frame)
+    frame = _live_frame(sandbox)
+    submission_id = client.upload_predictions(
+        "alpha.csv", model_id=model_id, df=frame, trigger_id="trigger-abc"
+    )
     [listed] = client.model_submissions(model_id)
     assert (listed.id, listed.trigger_id, listed.round_number) == (
         submission_id,
@@ -91,6 +91,48 @@ def test_upload_carries_the_trigger_id_and_reads_back(sandbox: Sandbox) -> None:
         1000,
     )
     assert listed.inserted_at is not None and listed.inserted_at.tzinfo is not None
+
+
+def _live_frame(sandbox: Sandbox) -> pd.DataFrame:
+    ids = pd.read_parquet(sandbox.store.path("v5.3", "live.parquet", 1000), columns=["era"]).index
+    return pd.DataFrame({"id": ids, "prediction": (pd.RangeIndex(len(ids)) / len(ids))})
+
+
+def test_uploads_at_once_each_carry_their_own_trigger_id(sandbox: Sandbox) -> None:
+    """numerapi reads the trigger id from the process's environment; ours is per upload, so a
+    round's models can upload at the same time without one taking another's trigger id."""
+    for name in ("gamma", "delta", "epsilon", "zeta"):
+        sandbox.add_model(name)
+    client = client_for(sandbox)
+    models = client.get_models()
+    frame = _live_frame(sandbox)
+
+    def upload(name: str) -> tuple[str, str]:
+        trigger_id = f"trigger-{name}"
+        return client.upload_predictions(
+            f"{name}.csv", models[name], frame, trigger_id=trigger_id
+        ), trigger_id
+
+    with ThreadPoolExecutor(len(models)) as pool:
+        submitted = dict(pool.map(upload, models))
+    carried = {s.id: s.trigger_id for m in models.values() for s in client.model_submissions(m)}
+    assert carried == submitted and len(carried) == len(models) == 6
+    assert "TRIGGER_ID" not in os.environ
+
+
+def test_a_refused_put_raises_and_creates_no_submission(sandbox: Sandbox) -> None:
+    """numerapi ignores the PUT's answer and goes on to create a submission without its file."""
+    client = client_for(sandbox)
+    model_id = client.get_models()["alpha"]
+    sandbox.inject(Fault("http_status", status=503, operation="upload"))
+    with pytest.raises(NumeraiUnavailable, match=r"/uploads/\S+ answered HTTP 503"):
+        client.upload_predictions("alpha.csv", model_id, _live_frame(sandbox))
+    assert client.model_submissions(model_id) == []
+    sandbox.inject(Fault("http_status", status=403, operation="upload"))
+    with pytest.raises(NumeraiQueryError, match="HTTP 403"):
+        client.upload_predictions("alpha.csv", model_id, _live_frame(sandbox))
+    assert client.model_submissions(model_id) == []
+    assert client.upload_predictions("alpha.csv", model_id, _live_frame(sandbox))
 
 
 def test_downloads_show_numerapis_bar_on_a_terminal_only(
