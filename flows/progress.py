@@ -1,20 +1,15 @@
-"""The round run's views that move as its models end: the progress artifact, the histories."""
+"""The round run's progress artifact, which moves as its models end."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from model.readable import plural
-
-if TYPE_CHECKING:
-    from .reporting import ModelHistories
-    from .submission import ModelReport
 
 ROUND_PROGRESS_KEY = "numerai-round-progress"
 # The artifact moves at most this often while models finish (and always at the last one): a
@@ -35,10 +30,8 @@ class RoundProgress:
         self,
         total: int,
         every: float = UPDATE_EVERY_SECONDS,
-        histories: ModelHistories | None = None,
     ) -> None:
         self.total = total
-        self.histories = histories
         self.done = 0
         self.failed = 0
         self.every = every
@@ -77,10 +70,3 @@ class RoundProgress:
             update_progress_artifact(self.artifact_id, self.share, self.description)
         except Exception as exc:
             log.warning("Progress artifact not updated: %s", exc)
-
-    def reported(self, reports: Sequence[ModelReport]) -> None:
-        """These models are done: each one's history gets this round, then the progress moves."""
-        for report in reports:
-            if self.histories is not None:
-                self.histories.add(report.row(), report.scores or {})
-            self.finished(ok=report.ok)

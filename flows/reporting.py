@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -117,19 +116,18 @@ def publish_round_report(round_number: int, rows: Sequence[Mapping[str, Any]]) -
     )
 
 
-def _previous_histories(keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The latest rows of each history artifact key, read in one call (none for a new key)."""
+def _previous_history(key: str) -> list[dict[str, Any]]:
+    """The latest rows of a history artifact (none for a new key)."""
     with get_client(sync_client=True) as client:
         latest = client.read_latest_artifacts(
-            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=keys)),
-            limit=len(keys),
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key])),
+            limit=1,
         )
-    histories: dict[str, list[dict[str, Any]]] = {}
     for artifact in latest:
         data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-        if artifact.key and isinstance(data, list):
-            histories[artifact.key] = [dict(r) for r in data]
-    return histories
+        if artifact.key == key and isinstance(data, list):
+            return [dict(r) for r in data]
+    return []
 
 
 def model_scores(
@@ -148,37 +146,23 @@ def model_scores(
     return {number: asdict(score) for number, score in found.items()}
 
 
-class ModelHistories:
-    """Each model's history artifact, a new version (this round's outcome and Numerai's latest
-    scores, described by its summary, score trend and chart) written as soon as the model is
-    done, while the round's other models still work.
+def add_to_history(outcome: Mapping[str, Any], scores: Mapping[int, Mapping[str, Any]]) -> None:
+    """A model's round outcome (a round table row) and its Numerai scores, as a new version of
+    its history artifact (described by its summary, score trend and chart) on top of the latest.
 
-    The previous versions are read once, in one call, when the first model is done. Histories
-    are a view: if they cannot be read or written the round goes on, with a warning.
+    Called by the model's task as it ends, under the model's lease, so no other run writes the
+    history between its read and its write. Histories are a view: if one cannot be read or
+    written the round goes on, with a warning, and it is never rewritten from nothing.
     """
-
-    def __init__(self, model_names: Sequence[str]) -> None:
-        self.keys = sorted({history_key(m) for m in model_names})
-
-    @functools.cached_property
-    def previous(self) -> dict[str, list[dict[str, Any]]] | None:
-        """The histories' latest rows by key, read once; None if they cannot be read."""
-        try:
-            return _previous_histories(self.keys) if self.keys else {}
-        except Exception as exc:  # never rewrite a history from nothing
-            get_run_logger().warning("Model histories not updated in this run: %s", exc)
-            return None
-
-    def add(self, outcome: Mapping[str, Any], scores: Mapping[int, Mapping[str, Any]]) -> None:
-        """A model's round outcome (a round table row) and its Numerai scores, into its history."""
-        previous = self.previous
-        if previous is None:
-            return
-        model = str(outcome["model"])
-        key = history_key(model)
-        rows = merge_history(previous.get(key, []), outcome)
-        rows = previous[key] = apply_scores(rows, scores)
-        try:
-            create_table_artifact(table=rows, key=key, description=history_markdown(model, rows))
-        except Exception as exc:
-            get_run_logger().warning("History of %s not updated: %s", model, exc)
+    model = str(outcome["model"])
+    key = history_key(model)
+    try:
+        previous = _previous_history(key)
+    except Exception as exc:  # never rewrite a history from nothing
+        get_run_logger().warning("History of %s not updated in this run: %s", model, exc)
+        return
+    rows = apply_scores(merge_history(previous, outcome), scores)
+    try:
+        create_table_artifact(table=rows, key=key, description=history_markdown(model, rows))
+    except Exception as exc:
+        get_run_logger().warning("History of %s not updated: %s", model, exc)

@@ -32,7 +32,7 @@ from model.validation import ValidationResult, validate_submission, validate_tic
 from .leases import close_margin, confirm_lease, too_late
 from .live import LiveData, LiveFrames
 from .policies import NotVerified, api_retrying, call_with_api_retries, fresh_task
-from .reporting import emit_submission_event, model_scores
+from .reporting import add_to_history, emit_submission_event, model_scores
 
 
 @dataclass
@@ -319,7 +319,8 @@ def submit_model(
 
     The submission carries `trigger_id`, else the trigger of the model's webhook (`block`, the
     model's block name, as the receiver knows it) for this round, if one came. The flow holds
-    the model's lease (`lease_id`) while this runs; the upload confirms it first.
+    the model's lease (`lease_id`) while this runs; the upload confirms it first. The round's
+    outcome goes into the model's history as the task ends, verified or not.
     Raises ModelFailed, carrying the model's report, when no verified submission stands.
     """
     logger = get_run_logger()
@@ -366,7 +367,6 @@ def submit_model(
                 *(what, report.submission_id, duration(time.monotonic() - started)),
             )
         report.scores = model_scores(credentials, live.tournament, model_id, what)
-        return report
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"
         logger.error(
@@ -375,3 +375,6 @@ def submit_model(
         )
         emit_submission_event("failed", report.model, report.round, error=report.error)
         raise ModelFailed(report) from exc
+    finally:
+        add_to_history(report.row(), report.scores or {})  # while the lease is still held
+    return report

@@ -28,11 +28,7 @@ from .leases import ModelLeases, ensure_model_limits
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
 from .policies import with_api_retries
 from .progress import RoundProgress
-from .reporting import (
-    ModelHistories,
-    emit_submission_event,
-    publish_round_report,
-)
+from .reporting import add_to_history, emit_submission_event, publish_round_report
 from .settings import flow_settings
 from .submission import (
     ModelFailed,
@@ -120,11 +116,14 @@ def failed_without_a_task(
 ) -> ModelReport:
     """The report of a model whose task never said why it failed (its tournament's live data or
     account could not be read, or the task crashed), announced as the task would have: without
-    the event its failure would be silent (run-failed leaves rounds whose models announced)."""
+    the event its failure would be silent (run-failed leaves rounds whose models announced),
+    and into its history."""
     emit_submission_event("failed", config.model_name, round_info.number, error=error)
-    return ModelReport(
+    report = ModelReport(
         config.model_name, round_info.number, error=error, tournament=tournament_name
     )
+    add_to_history(report.row(), {})
+    return report
 
 
 def _report_of(future: PrefectConcurrentFuture[Any], config: NumeraiModel, round_info: RoundInfo,
@@ -171,14 +170,10 @@ def run_models(
         try:
             while waiting or running:
                 if waiting and time.monotonic() >= leases.retry_at:
-                    taken = leases.take_free(
-                        list(dict.fromkeys(configs[b].model_name for b in waiting))
-                    )
-                    for block in [b for b in waiting if configs[b].model_name in taken]:
+                    models = dict.fromkeys(configs[b].model_name for b in waiting)
+                    for model_name, lease_id in leases.take_free(list(models)):
                         # Two blocks of one model: the second waits for the first's lease.
-                        lease_id = taken.pop(configs[block].model_name, None)
-                        if lease_id is None:
-                            continue
+                        block = next(b for b in waiting if configs[b].model_name == model_name)
                         waiting.remove(block)
                         started: PrefectConcurrentFuture[Any] = runner.submit(
                             cast(Any, submit_model),  # submit's overloads do not name sync tasks
@@ -197,7 +192,7 @@ def run_models(
                             configs[block], round_info, f"RoundClosed: {error}", name
                         )
                         if progress is not None:
-                            progress.reported([reports[block]])
+                            progress.finished(ok=False)
                     waiting = []
                 pause = leases.seconds_to_next_call(bool(waiting))
                 if running:
@@ -208,10 +203,10 @@ def run_models(
                 for finished in done:
                     block, future = running.pop(finished)
                     future.wait()  # keeps its final state, with its result, on the future
-                    leases.release(configs[block].model_name)
                     reports[block] = _report_of(future, configs[block], round_info, name)
+                    leases.release(configs[block].model_name)
                     if progress is not None:
-                        progress.reported([reports[block]])
+                        progress.finished(ok=reports[block].ok)
                 leases.renew_due()
         finally:
             leases.release_all()
@@ -245,7 +240,7 @@ def _tournament_round(
         error = f"{type(exc).__name__}: {exc}"
         failed = [failed_without_a_task(c, round_info, error, name) for c in group.values()]
         if progress is not None:
-            progress.reported(failed)
+            progress.finished(len(failed), ok=False)
         return failed
     return run_models(group, credentials, round_info, frames, account, trigger_id, force, progress)
 
@@ -332,8 +327,7 @@ def _submit_here(
 ) -> tuple[list[ModelReport], list[RoundInfo], list[str]]:
     """This run's own models, tournament by tournament: reports, open rounds, closed notes."""
     logger = get_run_logger()
-    histories = ModelHistories([c.model_name for c in configs.values()])
-    progress = RoundProgress(len(configs), histories=histories) if configs else None
+    progress = RoundProgress(len(configs)) if configs else None
     by_tournament: dict[int, dict[str, NumeraiModel]] = {}
     for block, config in configs.items():
         by_tournament.setdefault(config.tournament, {})[block] = config

@@ -106,10 +106,10 @@ def test_a_history_that_cannot_be_read_is_not_rewritten_and_the_round_stands(
     assert open_round.run([model]).is_completed()
     before, _ = history(name)
 
-    def refused(keys: list[str]) -> None:
+    def refused(key: str) -> None:
         raise RuntimeError("artifacts unavailable")
 
-    monkeypatch.setattr(flows.reporting, "_previous_histories", refused)
+    monkeypatch.setattr(flows.reporting, "_previous_history", refused)
     open_round.sandbox.close_round()
     open_round.sandbox.advance(dt.timedelta(days=1))
     open_round.sandbox.open_round()
@@ -118,4 +118,4 @@ def test_a_history_that_cannot_be_read_is_not_rewritten_and_the_round_stands(
     assert [r.status for r in state.result()] == ["verified"]
     after, _ = history(name)
     assert after == before and first in after  # not rewritten from nothing
-    assert "Model histories not updated in this run: artifacts unavailable" in caplog.text
+    assert f"History of {name} not updated in this run: artifacts unavailable" in caplog.text
