@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import cloudpickle
 from pydantic import SecretStr
@@ -397,6 +398,19 @@ def cpu_split(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def flow_run_span(run_id: str) -> float:
+    """Seconds between the flow run's start and end times on the server: the call's time less
+    Prefect's engine setup before the run starts and its teardown after it ends (there Prefect
+    3.9 joins its heartbeat thread, which sleeps in whole seconds: up to 1 s per run)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+    if run.start_time is None or run.end_time is None:
+        raise SystemExit(f"flow run {run_id} has no start or end time")
+    return (run.end_time - run.start_time).total_seconds()
+
+
 def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> None:
     """3. 1, 5, 20 light models in one round: total and per-model time; downloads.
 
@@ -416,6 +430,7 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
             downloads_before = len(bench.sandbox.downloads)
             run = cpu_split(functools.partial(bench.flow_run, blocks[n]))
             run["live_files_downloaded"] = len(bench.sandbox.downloads) - downloads_before
+            run["span_s"] = flow_run_span(run["flow_run_id"])
             runs[n].append(run)
     figures: dict[str, Any] = {}
     for n in counts:
@@ -427,10 +442,12 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
             "live_files_downloaded": max(r["live_files_downloaded"] for r in runs[n]),
             **{key: _median(runs[n], key) for key in CPU_KEYS},
             "runs_s": [r["seconds"] for r in runs[n]],
+            "span_s": _median(runs[n], "span_s"),
         }
-    first = figures[str(counts[0])]["seconds"]
+    first, first_span = (figures[str(counts[0])][key] for key in ("seconds", "span_s"))
     for n in counts:
         figures[str(n)]["ratio_to_1"] = figures[str(n)]["seconds"] / first
+        figures[str(n)]["span_ratio_to_1"] = figures[str(n)]["span_s"] / first_span
     if len(counts) > 1:  # what each model beyond the first costs, by process
         low, high = figures[str(counts[0])], figures[str(counts[-1])]
         figures["cpu_per_added_model_s"] = {
@@ -439,7 +456,8 @@ def scale(bench: Bench, feature_set: str, counts: list[int], repeats: int) -> No
     figures["model_concurrency"] = flow_settings().model_concurrency
     figures["note"] = (
         "medians of the repeats; the flow call in a fresh process, imports excluded "
-        "(process_s includes them); live files downloaded: the most in one run; cpu_*: CPU "
+        "(process_s includes them); span_s: the flow run's start to end on the server; "
+        "live files downloaded: the most in one run; cpu_*: CPU "
         "seconds of the whole run (imports included) by process: the flow's, the sandbox's, "
         "the rest of the machine (the Prefect server and its database)"
     )
@@ -526,6 +544,7 @@ def print_table(results: dict[str, Any]) -> None:
         rows.append(
             (f"{n} light models, one round",
              f"{s['seconds']:.2f} s ({s['per_model_s']:.2f} s/model, x{s['ratio_to_1']:.2f} of 1;"
+             f" the run's span {s['span_s']:.2f} s, x{s['span_ratio_to_1']:.2f};"
              f" {s['live_files_downloaded']} live files downloaded)")
         )  # fmt: skip
     if scale_figures:

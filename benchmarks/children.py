@@ -103,6 +103,7 @@ def flow(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_mb": _peak_rss_mb(),
         "after_imports_rss_mb": after_imports,
         "after_libraries_rss_mb": after_libraries,
+        "flow_run_id": str(state.state_details.flow_run_id),
     }
 
 
