@@ -61,6 +61,7 @@ import httpx
 from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
+from deployments.process_pool import ensure_process_pool
 from deployments.processes import background, free_port, wait_healthy
 from deployments.server import TEST_DATABASE_ENV
 from model.readable import plural
@@ -755,7 +756,7 @@ def run_season(
             )
             sandbox = stack.enter_context(Sandbox(workdir / "sandbox", seed=seed, size="tiny"))
             season.env = season.flow_env(api_url)
-            season._prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+            ensure_process_pool(POOL)  # as `numerai-prefect setup` makes it
             season._prefect("--no-prompt", "deploy", "--all")
             receiver_port = free_port()
             season.receiver_url = f"http://127.0.0.1:{receiver_port}"

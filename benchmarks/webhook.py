@@ -43,6 +43,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import SecretStr
 
 from benchmarks.bench import ROOT, rank_feature
+from deployments.process_pool import ensure_process_pool
 from deployments.processes import background, free_port, wait_healthy
 from deployments.server import TEST_DATABASE_ENV, throwaway_prefect_server
 from sandbox import Sandbox
@@ -558,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             ) as api_url:
                 env = worker_env(api_url)
                 os.environ.update(PREFECT_API_URL=api_url)
-                _prefect(env, "work-pool", "create", "numerai-local", "--type", "process")
+                ensure_process_pool("numerai-local")  # as `numerai-prefect setup` makes it
                 _prefect(env, "--no-prompt", "deploy", "--all")
                 with (
                     Sandbox(work / "sandbox", seed=2, size=args.size) as sandbox,

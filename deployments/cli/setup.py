@@ -151,28 +151,20 @@ def _save_model(entry: ModelEntry, predictor: Path, results: _Results, *, image:
 
 
 def _ensure_pool(pool: str, results: _Results) -> None:
-    """Create the process work pool unless it exists."""
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.workers.process import ProcessWorker
+    """Create the process work pool unless it exists; its runs start once, by this interpreter."""
+    from deployments.process_pool import ensure_process_pool
 
-    with _prefect() as client:
-        try:
-            existing = client.read_work_pool(pool)
-        except ObjectNotFound:
-            client.create_work_pool(
-                WorkPoolCreate(
-                    name=pool,
-                    type="process",
-                    description=POOL_DESCRIPTION,
-                    base_job_template=ProcessWorker.get_default_base_job_template(),
-                )
-            )
-            results.add("work pool", pool, "created (process)", changed=True)
-            return
-    if existing.type != "process":
-        results.add("work pool", pool, f"exists with type {existing.type}, not process", ok=False)
-    else:
-        results.add("work pool", pool, "exists")
+    try:
+        done = ensure_process_pool(pool, POOL_DESCRIPTION)
+    except ValueError as wrong_type:
+        results.add("work pool", pool, str(wrong_type), ok=False)
+        return
+    outcome = {
+        "created": "created (process; each run started once, by this project's Python)",
+        "command set": "exists; each run now started once, by this project's Python",
+        "kept": "exists",
+    }[done]
+    results.add("work pool", pool, outcome, changed=done != "kept")
 
 
 def _existing_deployments() -> set[str]:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from blocks import NumeraiCredentials, NumeraiModel
 from deployments.cli import app
+from deployments.process_pool import command_default, engine_command
 from model.names import trigger_variable_name
 from tests.support import free_port
 
@@ -84,6 +85,9 @@ def test_setup_twice_changes_nothing_the_second_time(project: Project) -> None:
     credentials = cast(NumeraiCredentials, NumeraiCredentials.load(project.credentials_block))
     assert credentials.api_url == project.sandbox.api_url
     assert _pool_exists(project.pool)
+    with get_client(sync_client=True) as client:  # each run started once, by this interpreter
+        template = client.read_work_pool(project.pool).base_job_template
+    assert command_default(template) == engine_command()
 
     second = project.cli("setup")
     assert second.exit_code == 0

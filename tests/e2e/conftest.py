@@ -18,6 +18,7 @@ from prefect.client.schemas.objects import FlowRun
 from pydantic import SecretStr
 
 from blocks import NumeraiCredentials, NumeraiModel
+from deployments.process_pool import ensure_process_pool
 from sandbox import Sandbox
 from tests.flows.conftest import rank_first_feature
 from tests.support import ROOT, background, free_port, prefect_worker, wait_healthy
@@ -52,7 +53,7 @@ def prefect_env(prefect_server: str) -> dict[str, str]:
 
 
 def _deploy(env: dict[str, str]) -> None:
-    _prefect("work-pool", "create", POOL, "--type", "process", "--overwrite", env=env)
+    ensure_process_pool(POOL)  # as `numerai-prefect setup` makes it
     _prefect("--no-prompt", "deploy", "--all", env=env)
 
 
