@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -165,6 +166,14 @@ def _prepare_tickers(config: NumeraiModel, live: LiveData) -> PreparedSubmission
         validation=validate_ticker_submission(frame, universe, rules),
         summary=prediction_summary(indexed, example),
     )
+
+
+@task(name="import-numerai-tools", cache_policy=NO_CACHE)
+def import_numerai_tools() -> None:
+    """Load numerai-tools, which the models' validation needs, with scipy and scikit-learn
+    (about a second): submitted as the round starts, so that it loads while the live data
+    downloads instead of at the first model's validation."""
+    importlib.import_module("numerai_tools.submissions")
 
 
 def prepare_submission(config: NumeraiModel, frames: LiveFrames) -> PreparedSubmission:

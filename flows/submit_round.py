@@ -34,6 +34,7 @@ from .submission import (
     ModelFailed,
     ModelReport,
     account_models,
+    import_numerai_tools,
     resolve_round,
     submit_model,
 )
@@ -226,6 +227,7 @@ def _tournament_round(
 ) -> list[ModelReport]:
     """One tournament's models in its open round: live data once, then each model."""
     name = tournament(number).name
+    import_numerai_tools.submit()  # on the flow's task runner, beside the download below
     try:
         version = with_api_retries(resolve_data_version)(
             credentials, data_version if number == CLASSIC else None, number
