@@ -581,6 +581,9 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {value}")
 
 
+SECTIONS = ("orchestration", "scale", "loading", "webhook", "memory")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the table."""
     from benchmarks import webhook as hook
@@ -592,7 +595,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="1,5,20")
     parser.add_argument("--webhook-requests", type=int, default=500)
     parser.add_argument("--webhook-rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where the figures go as JSON [default: benchmarks/results.json for every part; "
+        "nowhere with --only]",
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="these parts only"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get(TEST_DATABASE_ENV),
@@ -614,16 +625,24 @@ def main(argv: list[str] | None = None) -> int:
             env = hook.worker_env(api_url)
             deploy_round(workdir, env)
             bench = Bench(sandbox, workdir)
-            started = time.perf_counter()
-            example = train_example(sandbox, workdir, args.feature_set)
-            bench.results["example_training_s"] = time.perf_counter() - started
+            only = set(args.only)
+            example = workdir / "no-example"
+            if only & {"orchestration", "memory"}:
+                started = time.perf_counter()
+                example = train_example(sandbox, workdir, args.feature_set)
+                bench.results["example_training_s"] = time.perf_counter() - started
             with background(hook.worker_command(POOL), env, workdir / "worker.log"):
-                orchestration(bench, example, args.feature_set, args.repeats)
-                counts = [int(n) for n in args.models.split(",")]
-                scale(bench, args.feature_set, counts, args.repeats)
-                loading(bench, args.feature_set)
-                webhook(bench, env, args.webhook_requests, args.webhook_rounds)
-            memory(bench, example, args.feature_set, args.size)
+                if "orchestration" in only:
+                    orchestration(bench, example, args.feature_set, args.repeats)
+                if "scale" in only:
+                    counts = [int(n) for n in args.models.split(",")]
+                    scale(bench, args.feature_set, counts, args.repeats)
+                if "loading" in only:
+                    loading(bench, args.feature_set)
+                if "webhook" in only:
+                    webhook(bench, env, args.webhook_requests, args.webhook_rounds)
+            if "memory" in only:
+                memory(bench, example, args.feature_set, args.size)
     bench.results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -633,8 +652,10 @@ def main(argv: list[str] | None = None) -> int:
         "database": "postgresql" if args.database_url else "sqlite",
     }
     print_table(bench.results)
-    args.out.write_text(json.dumps(bench.results, indent=2))
-    print(f"\nwritten to {args.out}")
+    out = args.out or (ROOT / "benchmarks" / "results.json" if only == set(SECTIONS) else None)
+    if out is not None:
+        out.write_text(json.dumps(bench.results, indent=2))
+        print(f"\nwritten to {out}")
     return 0
 
 
