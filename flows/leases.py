@@ -121,8 +121,7 @@ class ModelLeases:
 
     def take_free(self, model_names: list[str]) -> Iterator[tuple[str, UUID]]:
         """Each model no other run holds, with its lease, as it is taken (one call each; a
-        held model answers at once), so that its task can start before the next call; the
-        others are worth asking for again at `retry_at`."""
+        held model answers at once); the others are worth asking for again at `retry_at`."""
         waits: list[float] = []
         for model_name in model_names:
             name = model_limit_name(model_name)
