@@ -244,8 +244,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 # Fixed costs of a flow run's process, each timed in a fresh process: the interpreter alone, the
 # interpreter loading the flow (ours, Prefect, pandas, numerapi), which the start cannot go
-# below (its rest is the worker's launch of the run), and that with numerai-tools (scipy and
-# scikit-learn), which the flow imports at its first validation.
+# below, and that with numerai-tools (scipy and scikit-learn), which a task of the flow imports
+# while the live data downloads.
 START_FLOORS = {
     "interpreter": "pass",
     "flow_imports": "import flows",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -119,9 +118,10 @@ class ModelLeases:
     def past_deadline(self) -> bool:
         return dt.datetime.now(dt.UTC) >= upload_deadline(self.round_info)
 
-    def take_free(self, model_names: list[str]) -> Iterator[tuple[str, UUID]]:
-        """Each model no other run holds, with its lease, as it is taken (one call each; a
-        held model answers at once); the others are worth asking for again at `retry_at`."""
+    def take_free(self, model_names: list[str]) -> dict[str, UUID]:
+        """The leases of the models no other run holds, one call each (a held model answers
+        at once); the others are worth asking for again at `retry_at`."""
+        taken: dict[str, UUID] = {}
         waits: list[float] = []
         for model_name in model_names:
             name = model_limit_name(model_name)
@@ -135,13 +135,13 @@ class ModelLeases:
                 waits.append(float(exc.response.headers.get("Retry-After", 1.0)))
                 continue
             answer = response.json()
-            lease_id = self.held[model_name] = UUID(answer["lease_id"])
+            taken[model_name] = self.held[model_name] = UUID(answer["lease_id"])
             if name not in {limit["name"] for limit in answer["limits"]}:
                 # The server leases a missing limit as nothing: then nothing keeps runs apart.
                 raise RuntimeError(f"no concurrency limit {name!r}: {model_name} is unprotected")
-            yield model_name, lease_id
         if waits:
             self.retry_at = time.monotonic() + min(max(min(waits), 0.5), self.duration)
+        return taken
 
     @property
     def renewal_at(self) -> float:

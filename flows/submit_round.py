@@ -174,7 +174,7 @@ def run_models(
                     models = dict.fromkeys(configs[b].model_name for b in waiting)
                     # Every free lease first, then the tasks: a lease taken while a task of this
                     # run writes would meet it on SQLite's one writer (a 2 s back-off).
-                    for model_name, lease_id in list(leases.take_free(list(models))):
+                    for model_name, lease_id in leases.take_free(list(models)).items():
                         # Two blocks of one model: the second waits for the first's lease.
                         block = next(b for b in waiting if configs[b].model_name == model_name)
                         waiting.remove(block)
