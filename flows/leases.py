@@ -75,15 +75,32 @@ def ensure_model_limits(model_names: list[str]) -> None:
                     client.upsert_global_concurrency_limit_by_name(name, limit=1)
 
 
-def confirm_lease(lease_id: UUID, model_name: str) -> None:
-    """Renew the model's lease right before its upload; LeaseLost if it has expired.
+@dataclass(frozen=True)
+class Lease:
+    """A model's lease as its task gets it: the lease's id, and when the flow asked for it."""
+
+    id: UUID
+    asked_at: float  # time.monotonic() just before the request: the lease runs from then
+    duration: float
+
+    def fresh(self) -> bool:
+        """Asked for less than a third of its duration ago: two thirds of it are left, at
+        least, whatever the flow has renewed since."""
+        return time.monotonic() - self.asked_at < self.duration * RENEW_EVERY
+
+
+def confirm_lease(lease: Lease, model_name: str) -> None:
+    """Right before the model's upload, make sure two thirds of its lease are left, at least:
+    a fresh lease has them, an older one is renewed; LeaseLost if it has expired.
 
     A lease the flow could not renew in time may have gone to another run, which could then
     upload too: this run must not.
     """
+    if lease.fresh():
+        return
     with get_client(sync_client=True) as client:  # the task's own client, from its context
         try:
-            client.renew_concurrency_lease(lease_id, flow_settings().model_lease_seconds)
+            client.renew_concurrency_lease(lease.id, lease.duration)
         except PrefectHTTPStatusError as exc:
             if exc.response.status_code != GONE:
                 raise
@@ -105,7 +122,9 @@ class ModelLeases:
     client: SyncPrefectClient
     round_info: RoundInfo
     duration: float = field(default_factory=lambda: flow_settings().model_lease_seconds)
-    held: dict[str, UUID] = field(default_factory=dict)  # model name -> lease id
+    held: dict[str, Lease] = field(default_factory=dict)  # by model name
+    # lease id -> the models it still holds for this run's tasks (several when taken together)
+    sharing: dict[UUID, set[str]] = field(default_factory=dict)
     retry_at: float = 0.0  # monotonic: when the models held elsewhere are worth asking for again
     renewed_at: float = field(default_factory=time.monotonic)
     holder: ConcurrencyLeaseHolder | None = None  # shown by Prefect with the limit's slot
@@ -118,29 +137,48 @@ class ModelLeases:
     def past_deadline(self) -> bool:
         return dt.datetime.now(dt.UTC) >= upload_deadline(self.round_info)
 
-    def take_free(self, model_names: list[str]) -> dict[str, UUID]:
-        """The leases of the models no other run holds, one call each (a held model answers
-        at once); the others are worth asking for again at `retry_at`."""
-        taken: dict[str, UUID] = {}
-        waits: list[float] = []
+    def _lease(self, model_names: list[str]) -> Lease | None:
+        """One lease on the slots of every named model, or None when another run holds any of
+        them (the server takes all or none); `retry_at` then says when to ask again."""
+        names = [model_limit_name(m) for m in model_names]
+        asked_at = time.monotonic()
+        try:
+            response = self.client.increment_concurrency_slots_with_lease(
+                names, 1, "concurrency", self.duration, holder=self.holder
+            )
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != LOCKED:
+                raise
+            wait = float(exc.response.headers.get("Retry-After", 1.0))
+            self.retry_at = time.monotonic() + min(max(wait, 0.5), self.duration)
+            return None
+        answer = response.json()
+        lease_id = UUID(answer["lease_id"])
+        missing = set(names) - {limit["name"] for limit in answer["limits"]}
+        if missing:
+            # The server leases a missing limit as nothing: then nothing keeps runs apart.
+            self.client.release_concurrency_slots_with_lease(lease_id)
+            raise RuntimeError(f"no concurrency limit {', '.join(sorted(missing))}: unprotected")
+        lease = Lease(lease_id, asked_at, self.duration)
         for model_name in model_names:
-            name = model_limit_name(model_name)
-            try:
-                response = self.client.increment_concurrency_slots_with_lease(
-                    [name], 1, "concurrency", self.duration, holder=self.holder
-                )
-            except PrefectHTTPStatusError as exc:
-                if exc.response.status_code != LOCKED:
-                    raise
-                waits.append(float(exc.response.headers.get("Retry-After", 1.0)))
-                continue
-            answer = response.json()
-            taken[model_name] = self.held[model_name] = UUID(answer["lease_id"])
-            if name not in {limit["name"] for limit in answer["limits"]}:
-                # The server leases a missing limit as nothing: then nothing keeps runs apart.
-                raise RuntimeError(f"no concurrency limit {name!r}: {model_name} is unprotected")
-        if waits:
-            self.retry_at = time.monotonic() + min(max(min(waits), 0.5), self.duration)
+            self.held[model_name] = lease
+        self.sharing[lease_id] = set(model_names)
+        return lease
+
+    def take_free(self, model_names: list[str]) -> dict[str, Lease]:
+        """The leases of the models no other run holds; the others are worth asking for again
+        at `retry_at`.
+
+        All of them in one call when every one is free (a round's usual case: one server
+        write, not one per model), else one call per model (a held model answers at once).
+        Models leased together stay held until the last of them is released.
+        """
+        if len(model_names) > 1 and self._lease(model_names) is not None:
+            return {m: self.held[m] for m in model_names}
+        taken: dict[str, Lease] = {}
+        for model_name in model_names:
+            if (lease := self._lease([model_name])) is not None:
+                taken[model_name] = lease
         return taken
 
     @property
@@ -162,23 +200,31 @@ class ModelLeases:
         if time.monotonic() < self.renewal_at:
             return
         self.renewed_at = time.monotonic()
-        for model_name, lease_id in list(self.held.items()):
+        for lease_id, models in list(self.sharing.items()):
+            named = ", ".join(sorted(models))
             try:
                 self.client.renew_concurrency_lease(lease_id, self.duration)
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != GONE:
-                    get_run_logger().warning("%s: lease not renewed (%s)", model_name, exc)
+                    get_run_logger().warning("%s: lease not renewed (%s)", named, exc)
                     continue  # tried again at the next renewal; the task confirms before upload
-                get_run_logger().error("%s: lease expired; its task will not upload", model_name)
-                del self.held[model_name]
+                get_run_logger().error("%s: lease expired; no task of it will upload", named)
+                for model_name in models:
+                    del self.held[model_name]
+                del self.sharing[lease_id]
 
     def release(self, model_name: str) -> None:
         """Free the model for other runs (a release that fails ends with the lease)."""
-        lease_id = self.held.pop(model_name, None)
-        if lease_id is None:
+        lease = self.held.pop(model_name, None)
+        if lease is None:
             return
+        models = self.sharing.get(lease.id, set())
+        models.discard(model_name)
+        if models:  # leased with models whose tasks still work: freed with the last of them
+            return
+        self.sharing.pop(lease.id, None)
         try:
-            self.client.release_concurrency_slots_with_lease(lease_id)
+            self.client.release_concurrency_slots_with_lease(lease.id)
         except Exception as exc:
             get_run_logger().warning(
                 "%s: lease not released (%s); the model is free once it expires", model_name, exc

@@ -116,18 +116,22 @@ def publish_round_report(round_number: int, rows: Sequence[Mapping[str, Any]]) -
     )
 
 
-def _previous_history(key: str) -> list[dict[str, Any]]:
-    """The latest rows of a history artifact (none for a new key)."""
+def latest_histories(models: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The latest rows of each model's history artifact (none for a new model), in one read."""
+    keys = {history_key(model): model for model in models}
     with get_client(sync_client=True) as client:
         latest = client.read_latest_artifacts(
-            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key])),
-            limit=1,
+            artifact_filter=ArtifactCollectionFilter(
+                key=ArtifactCollectionFilterKey(any_=list(keys))
+            ),
+            limit=len(keys),
         )
+    found: dict[str, list[dict[str, Any]]] = {model: [] for model in models}
     for artifact in latest:
         data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-        if artifact.key == key and isinstance(data, list):
-            return [dict(r) for r in data]
-    return []
+        if artifact.key in keys and isinstance(data, list):
+            found[keys[artifact.key]] = [dict(r) for r in data]
+    return found
 
 
 def model_scores(
@@ -146,23 +150,30 @@ def model_scores(
     return {number: asdict(score) for number, score in found.items()}
 
 
-def add_to_history(outcome: Mapping[str, Any], scores: Mapping[int, Mapping[str, Any]]) -> None:
+def add_to_history(
+    outcome: Mapping[str, Any],
+    scores: Mapping[int, Mapping[str, Any]],
+    previous: Sequence[Mapping[str, Any]] | None = None,
+) -> None:
     """A model's round outcome (a round table row) and its Numerai scores, as a new version of
-    its history artifact (described by its summary, score trend and chart) on top of the latest.
+    its history artifact (described by its summary, score trend and chart) on top of the latest
+    rows: `previous`, as the flow read them after taking the model's lease, else read here.
 
     Called by the model's task as it ends, under the model's lease, so no other run writes the
     history between its read and its write. Histories are a view: if one cannot be read or
     written the round goes on, with a warning, and it is never rewritten from nothing.
     """
     model = str(outcome["model"])
-    key = history_key(model)
-    try:
-        previous = _previous_history(key)
-    except Exception as exc:  # never rewrite a history from nothing
-        get_run_logger().warning("History of %s not updated in this run: %s", model, exc)
-        return
+    if previous is None:
+        try:
+            previous = latest_histories([model])[model]
+        except Exception as exc:  # never rewrite a history from nothing
+            get_run_logger().warning("History of %s not updated in this run: %s", model, exc)
+            return
     rows = apply_scores(merge_history(previous, outcome), scores)
     try:
-        create_table_artifact(table=rows, key=key, description=history_markdown(model, rows))
+        create_table_artifact(
+            table=rows, key=history_key(model), description=history_markdown(model, rows)
+        )
     except Exception as exc:
         get_run_logger().warning("History of %s not updated: %s", model, exc)

@@ -8,7 +8,6 @@ import importlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from uuid import UUID
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -30,7 +29,7 @@ from model.tournaments import CLASSIC, tournament
 from model.triggers import WebhookTrigger
 from model.validation import ValidationResult, validate_submission, validate_ticker_submission
 
-from .leases import close_margin, confirm_lease, too_late
+from .leases import Lease, close_margin, confirm_lease, too_late
 from .live import LiveData, LiveFrames
 from .policies import NotVerified, api_retrying, call_with_api_retries, fresh_task
 from .reporting import add_to_history, emit_submission_event, model_scores
@@ -276,7 +275,7 @@ def _upload_and_verify(
     trigger_id: str | None,
     block: str | None,
     what: str,
-    lease_id: UUID,
+    lease: Lease,
 ) -> str | None:
     """Predict, validate, upload once and verify, filling `report`; returns the trigger id the
     submission carries. Raises when the predictions are invalid or the upload is not verified."""
@@ -290,7 +289,7 @@ def _upload_and_verify(
     trigger_id = trigger_id or webhook_trigger(block, round_info)
     for attempt in api_retrying(f"{what}: upload"):
         with attempt:
-            confirm_lease(lease_id, config.model_name)
+            confirm_lease(lease, config.model_name)
             submission_id = upload(
                 credentials, model_id, config.model_name, round_info, prepared.frame,
                 trigger_id, frames.live.tournament,
@@ -319,17 +318,19 @@ def submit_model(
     round_info: RoundInfo,
     frames: LiveFrames,
     account: dict[str, str],
-    lease_id: UUID,
+    lease: Lease,
     trigger_id: str | None = None,
     force: bool = False,
     block: str | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> ModelReport:
     """Predict, validate, upload and verify one model's submission for the open round.
 
     The submission carries `trigger_id`, else the trigger of the model's webhook (`block`, the
     model's block name, as the receiver knows it) for this round, if one came. The flow holds
-    the model's lease (`lease_id`) while this runs; the upload confirms it first. The round's
-    outcome goes into the model's history as the task ends, verified or not.
+    the model's lease (`lease`) while this runs; the upload confirms it first. The round's
+    outcome goes into the model's history as the task ends, verified or not: on top of
+    `history`, its rows as the flow read them under the lease, else as read then.
     Raises ModelFailed, carrying the model's report, when no verified submission stands.
     """
     logger = get_run_logger()
@@ -354,7 +355,7 @@ def submit_model(
         if standing is None:
             trigger_id = _upload_and_verify(
                 report, config, credentials, round_info, frames, model_id,
-                trigger_id, block, what, lease_id,
+                trigger_id, block, what, lease,
             )  # fmt: skip
         if standing is not None:
             logger.info(
@@ -385,5 +386,5 @@ def submit_model(
         emit_submission_event("failed", report.model, report.round, error=report.error)
         raise ModelFailed(report) from exc
     finally:
-        add_to_history(report.row(), report.scores or {})  # while the lease is still held
+        add_to_history(report.row(), report.scores or {}, history)  # the lease still held
     return report

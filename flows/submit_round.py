@@ -17,6 +17,7 @@ from prefect.futures import PrefectConcurrentFuture
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from blocks import NumeraiCredentials, NumeraiModel, RoundInfo
 from model.names import ROUND_FLOW, round_run_name
@@ -28,7 +29,12 @@ from .leases import ModelLeases, ensure_model_limits
 from .live import LiveData, LiveFrames, download_live_data, read_live_frames, resolve_data_version
 from .policies import with_api_retries
 from .progress import RoundProgress
-from .reporting import add_to_history, emit_submission_event, publish_round_report
+from .reporting import (
+    add_to_history,
+    emit_submission_event,
+    latest_histories,
+    publish_round_report,
+)
 from .settings import flow_settings
 from .submission import (
     ModelFailed,
@@ -127,6 +133,18 @@ def failed_without_a_task(
     return report
 
 
+def read_histories(models: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The models' histories, read in one call once their leases are taken (no other run
+    writes them until this run's tasks do); none when the read fails: each task then reads
+    its own, and warns if it cannot."""
+    if not models:
+        return {}
+    try:
+        return latest_histories(models)
+    except Exception:
+        return {}
+
+
 def _report_of(future: PrefectConcurrentFuture[Any], config: NumeraiModel, round_info: RoundInfo,
                tournament_name: str) -> ModelReport:  # fmt: skip
     """The model's report from its finished task, or why the task crashed."""
@@ -174,7 +192,9 @@ def run_models(
                     models = dict.fromkeys(configs[b].model_name for b in waiting)
                     # Every free lease first, then the tasks: a lease taken while a task of this
                     # run writes would meet it on SQLite's one writer (a 2 s back-off).
-                    for model_name, lease_id in leases.take_free(list(models)).items():
+                    taken = leases.take_free(list(models))
+                    histories = read_histories(list(taken))
+                    for model_name, lease in taken.items():
                         # Two blocks of one model: the second waits for the first's lease.
                         block = next(b for b in waiting if configs[b].model_name == model_name)
                         waiting.remove(block)
@@ -184,7 +204,9 @@ def run_models(
                                 "config": configs[block], "credentials": credentials,
                                 "round_info": round_info, "frames": frames,
                                 "account": account, "trigger_id": trigger_id, "force": force,
-                                "block": block, "lease_id": lease_id,
+                                "block": block, "lease": lease,
+                                # Quoted: plain rows, which Prefect need not search for futures.
+                                "history": quote(histories.get(model_name)),
                             },
                         )  # fmt: skip
                         running[started.wrapped_future] = (block, started)

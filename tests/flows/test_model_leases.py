@@ -25,7 +25,8 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
-from flows.leases import LeaseLost, confirm_lease, ensure_model_limits
+from blocks import RoundInfo
+from flows.leases import Lease, LeaseLost, ModelLeases, confirm_lease, ensure_model_limits
 from model.names import model_limit_name
 from tests.support import ROOT
 
@@ -103,13 +104,64 @@ def test_an_upload_confirms_the_lease_and_refuses_once_it_has_expired(
     ensure_model_limits(["lapsing"])
     name = model_limit_name("lapsing")
     with get_client(sync_client=True) as client:
+        asked_at = time.monotonic()
         taken = client.increment_concurrency_slots_with_lease([name], 1, "concurrency", 60)
         lease_id = UUID(taken.json()["lease_id"])
-        confirm_lease(lease_id, "lapsing")  # held: the upload may go
+        # Asked for 20 s ago or more: not fresh, so renewed before the upload.
+        older = Lease(lease_id, asked_at - 20, 60)
+        confirm_lease(older, "lapsing")  # held: the upload may go
         # Released as the server does an expired lease: gone, and the slot free for others.
         client.release_concurrency_slots_with_lease(lease_id)
     with pytest.raises(LeaseLost, match="lapsing's lease expired before its upload"):
-        confirm_lease(lease_id, "lapsing")
+        confirm_lease(older, "lapsing")
+    # A lease asked for moments ago has two thirds of its duration left: no call is made.
+    confirm_lease(Lease(lease_id, time.monotonic(), 60), "lapsing")
+
+
+def _active_slots(*models: str) -> list[int]:
+    with get_client(sync_client=True) as client:
+        return [
+            client.read_global_concurrency_limit_by_name(model_limit_name(m)).active_slots
+            for m in models
+        ]
+
+
+def _round_open_for(minutes: float) -> RoundInfo:
+    now = dt.datetime.now(dt.UTC)
+    return RoundInfo(number=1, open_time=now, close_time=now + dt.timedelta(minutes=minutes))
+
+
+def test_free_models_are_leased_together_and_freed_with_the_last_of_them(
+    prefect_server: str,
+) -> None:
+    ensure_model_limits(["pair_a", "pair_b"])
+    with get_client(sync_client=True) as client:
+        leases = ModelLeases(client, _round_open_for(10))
+        taken = leases.take_free(["pair_a", "pair_b"])
+        assert taken["pair_a"].id == taken["pair_b"].id  # one call for both
+        assert _active_slots("pair_a", "pair_b") == [1, 1]
+        leases.release("pair_a")  # its task ended: the lease still holds pair_b's task
+        assert _active_slots("pair_a", "pair_b") == [1, 1]
+        leases.release("pair_b")
+        assert _active_slots("pair_a", "pair_b") == [0, 0]
+
+
+def test_a_model_held_elsewhere_leaves_the_others_leased_one_by_one(
+    prefect_server: str,
+) -> None:
+    ensure_model_limits(["lone_a", "lone_b", "lone_c"])
+    with (
+        concurrency(model_limit_name("lone_b"), occupy=1, lease_duration=60, strict=True),
+        get_client(sync_client=True) as client,
+    ):
+        leases = ModelLeases(client, _round_open_for(10))
+        asked = time.monotonic()
+        taken = leases.take_free(["lone_a", "lone_b", "lone_c"])
+        assert sorted(taken) == ["lone_a", "lone_c"]
+        assert taken["lone_a"].id != taken["lone_c"].id
+        assert leases.retry_at > asked  # lone_b is asked for again later
+        leases.release_all()
+    assert _active_slots("lone_a", "lone_b", "lone_c") == [0, 0, 0]
 
 
 KILLED_RUN = """

@@ -7,6 +7,7 @@ Numerai reports are the ones the history shows, not how Numerai computes them.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 from typing import Any
 
@@ -96,9 +97,11 @@ def test_scores_that_cannot_be_read_leave_the_round_and_the_history_alone(
 def test_a_history_that_cannot_be_read_is_not_rewritten_and_the_round_stands(
     open_round: Round, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stand-in: the read of the earlier histories raises as a refused API call would; the
-    server's own refusal is not produced here."""
+    """Stand-in: the reads of the earlier histories (the flow's, then the task's) raise as a
+    refused API call would; the server's own refusal is not produced here."""
     import flows.reporting
+
+    round_flow = importlib.import_module("flows.submit_round")  # the module, not the flow
 
     name = f"kept_{open_round.credentials_block[-6:]}"
     model = open_round.save_model(name)
@@ -106,10 +109,11 @@ def test_a_history_that_cannot_be_read_is_not_rewritten_and_the_round_stands(
     assert open_round.run([model]).is_completed()
     before, _ = history(name)
 
-    def refused(key: str) -> None:
+    def refused(models: list[str]) -> None:
         raise RuntimeError("artifacts unavailable")
 
-    monkeypatch.setattr(flows.reporting, "_previous_history", refused)
+    monkeypatch.setattr(flows.reporting, "latest_histories", refused)
+    monkeypatch.setattr(round_flow, "latest_histories", refused)
     open_round.sandbox.close_round()
     open_round.sandbox.advance(dt.timedelta(days=1))
     open_round.sandbox.open_round()
