@@ -40,7 +40,9 @@ from .submission import (
     ModelFailed,
     ModelReport,
     account_models,
+    find_round_submission,
     import_numerai_tools,
+    model_id_of,
     resolve_round,
     submit_model,
 )
@@ -133,6 +135,38 @@ def failed_without_a_task(
     return report
 
 
+def held_to_the_deadline(
+    config: NumeraiModel,
+    credentials: NumeraiCredentials,
+    round_info: RoundInfo,
+    account: dict[str, str],
+    leases: ModelLeases,
+) -> ModelReport:
+    """The report of a model another run held until the upload deadline: already submitted
+    when that run's submission stands (a read, which needs no lease), else failed.
+
+    The other run may have uploaded long before: models leased together are freed with the
+    last of them.
+    """
+    name = tournament(config.tournament).name
+    try:
+        model_id = model_id_of(config, account)
+        standing = find_round_submission(credentials, model_id, round_info.number)
+    except Exception as exc:  # unknown: the model is reported failed, with why
+        get_run_logger().warning("%s: submissions not read (%s)", config.model_name, exc)
+        standing = None
+    if standing is None:
+        error = leases.held_elsewhere(config.model_name)
+        return failed_without_a_task(config, round_info, f"RoundClosed: {error}", name)
+    emit_submission_event(
+        "skipped", config.model_name, round_info.number, submission_id=standing.id
+    )
+    return ModelReport(
+        config.model_name, round_info.number, status="already submitted",
+        submission_id=standing.id, verified=True, tournament=name,
+    )  # fmt: skip
+
+
 def read_histories(models: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The models' histories, read in one call once their leases are taken (no other run
     writes them until this run's tasks do); none when the read fails: each task then reads
@@ -212,12 +246,11 @@ def run_models(
                         running[started.wrapped_future] = (block, started)
                 if waiting and leases.past_deadline():
                     for block in waiting:
-                        error = leases.held_elsewhere(configs[block].model_name)
-                        reports[block] = failed_without_a_task(
-                            configs[block], round_info, f"RoundClosed: {error}", name
+                        reports[block] = held_to_the_deadline(
+                            configs[block], credentials, round_info, account, leases
                         )
                         if progress is not None:
-                            progress.finished(ok=False)
+                            progress.finished(ok=reports[block].ok)
                     waiting = []
                 pause = leases.seconds_to_next_call(bool(waiting))
                 if running:

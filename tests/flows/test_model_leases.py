@@ -87,6 +87,20 @@ def test_a_held_model_waits_until_the_upload_deadline_then_sends_nothing(
     assert "another run held held" in (state.message or ""), state.message
 
 
+def test_a_model_held_to_the_deadline_after_its_upload_is_reported_submitted(
+    closing_round: Round,
+) -> None:
+    """The holder uploaded and still holds the model (models leased together are freed with
+    the last of them): the waiting run reads the submission instead of failing the model."""
+    block = closing_round.save_model("holder")
+    assert closing_round.run([block]).is_completed()  # the holder's upload
+    with concurrency(model_limit_name("holder"), occupy=1, lease_duration=60, strict=True):
+        state = closing_round.run([block])
+    assert state.is_completed(), state.message
+    assert [r.status for r in state.result()] == ["already submitted"]
+    assert len(closing_round.sandbox.submissions(closing_round.sandbox.models["holder"])) == 1
+
+
 def test_the_limit_is_made_for_a_new_model_with_one_slot(open_round: Round) -> None:
     block = open_round.save_model("newcomer")
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
