@@ -1,7 +1,8 @@
 """One run at a time works on a model: its one slot in Prefect's global concurrency limits, leased.
 
-The flow's own thread takes, renews and releases the leases, one API call each on the flow's
-client, while the models' tasks work; a task confirms its model's lease just before it uploads.
+The flow's own thread takes, renews and releases the leases on the flow's client while the
+models' tasks work (one lease for every free model, one API call); a task confirms its model's
+lease just before it uploads.
 A run whose process is killed renews nothing: Prefect's server frees its models once their
 leases expire (`prefect server start` and Prefect Cloud reclaim expired leases).
 """
@@ -114,9 +115,9 @@ def confirm_lease(lease: Lease, model_name: str) -> None:
 class ModelLeases:
     """A run's leases on its models' slots, kept by the flow's thread.
 
-    `take_free` tries once per model (a held model answers at once); the flow tries again after
-    the server's Retry-After while it waits on the models' tasks, and calls `renew_due` between
-    waits.
+    `take_free` asks once for the models given (a held model answers at once); the flow asks
+    again after the server's Retry-After while it waits on the models' tasks, and calls
+    `renew_due` between waits.
     """
 
     client: SyncPrefectClient
