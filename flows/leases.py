@@ -123,9 +123,8 @@ class ModelLeases:
     client: SyncPrefectClient
     round_info: RoundInfo
     duration: float = field(default_factory=lambda: flow_settings().model_lease_seconds)
-    held: dict[str, Lease] = field(default_factory=dict)  # by model name
-    # lease id -> the models it still holds for this run's tasks (several when taken together)
-    sharing: dict[UUID, set[str]] = field(default_factory=dict)
+    # By model name; models leased together share one Lease, held until the last is released.
+    held: dict[str, Lease] = field(default_factory=dict)
     retry_at: float = 0.0  # monotonic: when the models held elsewhere are worth asking for again
     renewed_at: float = field(default_factory=time.monotonic)
     holder: ConcurrencyLeaseHolder | None = None  # shown by Prefect with the limit's slot
@@ -161,9 +160,7 @@ class ModelLeases:
             self.client.release_concurrency_slots_with_lease(lease_id)
             raise RuntimeError(f"no concurrency limit {', '.join(sorted(missing))}: unprotected")
         lease = Lease(lease_id, asked_at, self.duration)
-        for model_name in model_names:
-            self.held[model_name] = lease
-        self.sharing[lease_id] = set(model_names)
+        self.held.update(dict.fromkeys(model_names, lease))
         return lease
 
     def take_free(self, model_names: list[str]) -> dict[str, Lease]:
@@ -201,10 +198,11 @@ class ModelLeases:
         if time.monotonic() < self.renewal_at:
             return
         self.renewed_at = time.monotonic()
-        for lease_id, models in list(self.sharing.items()):
+        for lease in set(self.held.values()):
+            models = [m for m, held in self.held.items() if held == lease]
             named = ", ".join(sorted(models))
             try:
-                self.client.renew_concurrency_lease(lease_id, self.duration)
+                self.client.renew_concurrency_lease(lease.id, self.duration)
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != GONE:
                     get_run_logger().warning("%s: lease not renewed (%s)", named, exc)
@@ -212,18 +210,14 @@ class ModelLeases:
                 get_run_logger().error("%s: lease expired; no task of it will upload", named)
                 for model_name in models:
                     del self.held[model_name]
-                del self.sharing[lease_id]
 
     def release(self, model_name: str) -> None:
         """Free the model for other runs (a release that fails ends with the lease)."""
         lease = self.held.pop(model_name, None)
         if lease is None:
             return
-        models = self.sharing.get(lease.id, set())
-        models.discard(model_name)
-        if models:  # leased with models whose tasks still work: freed with the last of them
-            return
-        self.sharing.pop(lease.id, None)
+        if lease in self.held.values():  # leased with models whose tasks still work
+            return  # freed with the last of them
         try:
             self.client.release_concurrency_slots_with_lease(lease.id)
         except Exception as exc:

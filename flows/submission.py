@@ -127,6 +127,14 @@ def find_round_submission(
     return latest_round_submission(submissions, round_number)
 
 
+def already_submitted(report: ModelReport, standing: SubmissionInfo) -> ModelReport:
+    """The report of a model whose submission for the round already stands, announced
+    (numerai.submission.skipped)."""
+    report.status, report.submission_id, report.verified = "already submitted", standing.id, True
+    emit_submission_event("skipped", report.model, report.round, submission_id=standing.id)
+    return report
+
+
 @dataclass(frozen=True)
 class PreparedSubmission:
     """Predictions for the round, their validation against the live ids, and their summary."""
@@ -362,10 +370,7 @@ def submit_model(
                 "%s: already submitted (submission %s), checked in %s",
                 *(what, standing.id, duration(time.monotonic() - started)),
             )
-            report.status, report.submission_id, report.verified = (
-                "already submitted", standing.id, True,
-            )  # fmt: skip
-            emit_submission_event("skipped", report.model, report.round, submission_id=standing.id)
+            already_submitted(report, standing)
         else:
             report.status, report.verified = "verified", True
             emit_submission_event(

@@ -40,6 +40,7 @@ from .submission import (
     ModelFailed,
     ModelReport,
     account_models,
+    already_submitted,
     find_round_submission,
     import_numerai_tools,
     model_id_of,
@@ -141,6 +142,7 @@ def held_to_the_deadline(
     round_info: RoundInfo,
     account: dict[str, str],
     leases: ModelLeases,
+    tournament_name: str,
 ) -> ModelReport:
     """The report of a model another run held until the upload deadline: already submitted
     when that run's submission stands (a read, which needs no lease), else failed.
@@ -148,7 +150,6 @@ def held_to_the_deadline(
     The other run may have uploaded long before: models leased together are freed with the
     last of them.
     """
-    name = tournament(config.tournament).name
     try:
         model_id = model_id_of(config, account)
         standing = find_round_submission(credentials, model_id, round_info.number)
@@ -157,14 +158,9 @@ def held_to_the_deadline(
         standing = None
     if standing is None:
         error = leases.held_elsewhere(config.model_name)
-        return failed_without_a_task(config, round_info, f"RoundClosed: {error}", name)
-    emit_submission_event(
-        "skipped", config.model_name, round_info.number, submission_id=standing.id
-    )
-    return ModelReport(
-        config.model_name, round_info.number, status="already submitted",
-        submission_id=standing.id, verified=True, tournament=name,
-    )  # fmt: skip
+        return failed_without_a_task(config, round_info, f"RoundClosed: {error}", tournament_name)
+    report = ModelReport(config.model_name, round_info.number, tournament=tournament_name)
+    return already_submitted(report, standing)
 
 
 def read_histories(models: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -247,7 +243,7 @@ def run_models(
                 if waiting and leases.past_deadline():
                     for block in waiting:
                         reports[block] = held_to_the_deadline(
-                            configs[block], credentials, round_info, account, leases
+                            configs[block], credentials, round_info, account, leases, name
                         )
                         if progress is not None:
                             progress.finished(ok=reports[block].ok)
